@@ -1,0 +1,48 @@
+"""Command line: ``python -m scansnap figure N [--out DIR] [--quick]`` and friends."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scansnap",
+        description="Scan and Snap (Tian et al., NeurIPS 2023): regenerate the paper's figures headless.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    figure = commands.add_parser("figure", help="compute a paper figure; write figN.png and figN.json")
+    figure.add_argument("number", type=int, help="the paper's figure number")
+    figure.add_argument("--out", default=".", help="output folder (default: current folder)")
+    figure.add_argument("--quick", action="store_true", help="a smaller, faster version")
+    figure.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    commands.add_parser("list", help="list the figures that can be regenerated")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import figures
+
+    if args.command == "list":
+        for number, function in sorted(figures.FIGURES.items()):
+            summary = (function.__doc__ or "").strip().splitlines()[0:1]
+            print(f"figure {number}: {summary[0] if summary else ''}")
+        return 0
+    try:
+        result = figures.make(args.number, quick=args.quick, progress=not args.no_progress)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    png, js = figures.save(result, args.number, args.out)
+    print(f"wrote {png} and {js}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Argument checks shared by every public function.
+
+Wrong types raise ``TypeError``; out-of-range, non-finite or unknown values raise ``ValueError``.
+Every message names the parameter and what is accepted, so a reader never meets a NaN plot or a
+silent clamp instead.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
+    """An integer (not a bool) in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be an integer in {_range_text(low, high)}, got {value}")
+    return value
+
+
+def check_float(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> float:
+    """A finite real number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not _is_real(value):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and value > high
+    if too_low or too_high:
+        interval = _range_text(low, high, low_open=low_open)
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+    return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {choices}, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def as_float_list(name: str, value: Any, **bounds: Any) -> list[float]:
+    """A scalar or a non-empty sequence of finite reals, each checked by :func:`check_float`."""
+    items = _as_items(name, value)
+    return [check_float(f"{name}[{i}]" if len(items) > 1 else name, v, **bounds)
+            for i, v in enumerate(items)]
+
+
+def as_int_list(name: str, value: Any, **bounds: Any) -> list[int]:
+    """A scalar or a non-empty sequence of integers, each checked by :func:`check_int`."""
+    items = _as_items(name, value)
+    return [check_int(f"{name}[{i}]" if len(items) > 1 else name, v, **bounds)
+            for i, v in enumerate(items)]
+
+
+def check_tensor(
+    name: str,
+    value: Any,
+    *,
+    ndim: int | None = None,
+    shape: Sequence[int | None] | None = None,
+    finite: bool = True,
+) -> torch.Tensor:
+    """A torch tensor (numpy arrays are converted) with the given rank/shape and finite entries."""
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(value.shape)}")
+    if shape is not None:
+        ok = value.ndim == len(shape) and all(
+            want is None or want == got for want, got in zip(shape, value.shape)
+        )
+        if not ok:
+            wanted = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
+            raise ValueError(f"{name} must have shape {wanted}, got {list(value.shape)}")
+    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
+    return value
+
+
+def as_float64_array(name: str, value: Any, *, low: float | None = None) -> np.ndarray:
+    """A real scalar or array as float64 numpy, finite and ``>= low``."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, (bool, np.bool_)) or isinstance(value, str):
+        raise TypeError(f"{name} must be a real number or an array of them, got {type(value).__name__}")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} must be a real number or an array of them, got {type(value).__name__}"
+        ) from None
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    if low is not None and np.any(array < low):
+        raise ValueError(f"{name} must be >= {low}, got minimum {array.min()}")
+    return array
+
+
+def _as_items(name: str, value: Any) -> list[Any]:
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number or a sequence of numbers, got str")
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, Iterable):
+        items = list(value)
+        if not items:
+            raise ValueError(f"{name} must not be empty")
+        return items
+    return [value]
+
+
+def _range_text(low: float | None, high: float | None, *, low_open: bool = False) -> str:
+    left = "(" if low_open or low is None else "["
+    lo = "-inf" if low is None else f"{low}"
+    hi = "inf)" if high is None else f"{high}]"
+    return f"{left}{lo}, {hi}"

@@ -1,0 +1,1 @@
+"""Paper figures (filled in by the chapter that regenerates them)."""
