@@ -1,0 +1,182 @@
+"""The 1-layer transformer of Section 3 and its reparameterization (Section 3.1).
+
+``Transformer1L`` holds the original parameters (embeddings ``U`` and ``W_Q, W_K, W_V``);
+``YZModel`` holds ``Y = U W_Vᵀ Uᵀ`` and ``Z = U W_Q W_Kᵀ Uᵀ / √d`` as free parameters, like the
+authors' ``Model2``. Both see the context only through token counts (no positional encoding,
+Assumption 1a), and the query token does not attend to itself unless ``include_query``.
+
+:func:`yz_logits` is the one forward pass both use, batched over any leading run dimensions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._validate import check_bool, check_choice, check_int, check_tensor
+from .data import counts_of
+
+INITS = ("zero", "random")
+
+
+def yz_logits(
+    Y: torch.Tensor,
+    Z: torch.Tensor,
+    counts: torch.Tensor,
+    queries: torch.Tensor,
+    *,
+    normalize: bool = True,
+    residual: bool = False,
+) -> torch.Tensor:
+    """Output logits ``Yᵀ LN(Xᵀ b_T)`` (Section 3.1) from context token counts.
+
+    Shapes: ``Y, Z [..., M, M]``, ``counts [..., B, M]``, ``queries [..., B]`` → ``[..., B, M]``
+    (``counts`` and ``queries`` broadcast against the leading dimensions of ``Z``).
+    With counts ``q_l`` the attention-weighted context is ``Xᵀ b = q ⊙ exp(z_m) / Σ q ⊙ exp(z_m)``
+    (the query row ``z_m`` of ``Z``); tokens with zero count get zero weight. ``residual`` adds
+    the query's one-hot before normalizing (Section 7); ``normalize`` is the ℓ2 normalization LN.
+    """
+    M = Z.shape[-1]
+    index = queries.unsqueeze(-1).expand(*Z.shape[:-2], queries.shape[-1], M)
+    rows = torch.gather(Z, -2, index)  # z_{x_T, ·} for every example
+    # log(0) = -inf gives absent tokens exactly zero weight inside one fused, overflow-safe softmax
+    v = torch.softmax(rows + torch.log(counts), dim=-1)  # Xᵀ b_T
+    if residual:
+        v = v + nn.functional.one_hot(queries, M).to(v.dtype)
+    if normalize:
+        v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+    return v @ Y  # (Yᵀ u)ᵀ = uᵀ Y
+
+
+class YZModel(nn.Module):
+    """The reparameterized model with free ``Y`` and ``Z`` (Section 3.1; the authors' ``Model2``).
+
+    ``init="zero"`` is the theory's ``Y(0) = Z(0) = 0``; ``init="random"`` is PyTorch's default
+    ``nn.Linear`` init, ``U(−1/√M, 1/√M)``, as in the authors' Fig 6 runs.
+    """
+
+    def __init__(
+        self,
+        M: int,
+        *,
+        init: str = "zero",
+        normalize: bool = True,
+        residual: bool = False,
+        include_query: bool = False,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        super().__init__()
+        self.M = check_int("M", M, low=2)
+        init = check_choice("init", init, INITS)
+        self.normalize = check_bool("normalize", normalize)
+        self.residual = check_bool("residual", residual)
+        self.include_query = check_bool("include_query", include_query)
+        shape = (self.M, self.M)
+        if init == "zero":
+            Y, Z = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
+        else:
+            bound = 1 / math.sqrt(self.M)
+            Y, Z = (2 * bound * torch.rand(shape, generator=generator, dtype=dtype) - bound
+                    for _ in range(2))
+        self.Y = nn.Parameter(Y)
+        self.Z = nn.Parameter(Z)
+
+    def forward(self, contexts: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, M]`` for token-id ``contexts [B, T−1]`` and ``queries [B]``."""
+        return self.forward_counts(self._counts(contexts, queries), queries)
+
+    def forward_counts(self, counts: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, M]`` from context counts ``[B, M]`` (exact: no positional encoding)."""
+        return yz_logits(self.Y, self.Z, counts.to(self.Y.dtype), queries,
+                         normalize=self.normalize, residual=self.residual)
+
+    def attention(self, contexts: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """Attention ``b_{tT}`` over the positions of ``contexts`` (``[B, T−1]``), Section 3."""
+        _check_tokens(contexts, queries, self.M)
+        scores = self.Z[queries[:, None], contexts]
+        return torch.softmax(scores, dim=-1)
+
+    def _counts(self, contexts: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        _check_tokens(contexts, queries, self.M)
+        counts = counts_of(contexts, self.M, dtype=self.Y.dtype)
+        if self.include_query:
+            counts = counts + nn.functional.one_hot(queries, self.M).to(counts.dtype)
+        return counts
+
+
+class Transformer1L(nn.Module):
+    """The 1-layer, 1-head transformer of Section 3 with parameters ``U, W_Q, W_K, W_V``.
+
+    ``U [M, d]`` holds the token embeddings. Its forward pass is written in the original
+    parameters (Eqn 1–2): attention ``softmax(u_{x_T}ᵀ W_Q W_Kᵀ u_{x_t} / √d)`` over the
+    contextual tokens, ``ũ_T = Uᵀ LN(Xᵀ b_T)`` and logits ``u_lᵀ W_V ũ_T``; :meth:`to_yz` gives
+    the equivalent ``(Y, Z)``. Init: ``U ~ N(0, 1/d)`` (nearly orthonormal rows for large
+    ``d``), ``W_·`` as PyTorch's ``nn.Linear``, ``U(−1/√d, 1/√d)``.
+    """
+
+    def __init__(
+        self,
+        M: int,
+        d: int = 128,
+        *,
+        normalize: bool = True,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        super().__init__()
+        self.M = check_int("M", M, low=2)
+        self.d = check_int("d", d, low=1)
+        self.normalize = check_bool("normalize", normalize)
+        bound = 1 / math.sqrt(self.d)
+        self.U = nn.Parameter(torch.randn(self.M, self.d, generator=generator, dtype=dtype) * bound)
+        self.W_Q, self.W_K, self.W_V = (
+            nn.Parameter(2 * bound * torch.rand(self.d, self.d, generator=generator, dtype=dtype)
+                         - bound)
+            for _ in range(3)
+        )
+
+    def to_yz(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Y = U W_Vᵀ Uᵀ`` and ``Z = U W_Q W_Kᵀ Uᵀ / √d`` (Section 3.1)."""
+        return full_to_yz(self.U, self.W_Q, self.W_K, self.W_V)
+
+    def forward(self, contexts: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, M]`` computed in the original parameters (not through ``to_yz``)."""
+        _check_tokens(contexts, queries, self.M)
+        keys = self.U[contexts]  # [B, T−1, d]
+        query = self.U[queries]  # [B, d]
+        scores = torch.einsum("bd,de,fe,btf->bt", query, self.W_Q, self.W_K, keys) / math.sqrt(self.d)
+        b = torch.softmax(scores, dim=-1)
+        v = torch.zeros(len(b), self.M, dtype=b.dtype).scatter_add(-1, contexts, b)  # Xᵀ b_T
+        if self.normalize:
+            v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+        u_tilde = v @ self.U  # (Uᵀ LN(Xᵀ b))ᵀ
+        return u_tilde @ self.W_V.T @ self.U.T  # logits_l = u_lᵀ W_V ũ
+
+    def attention(self, contexts: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """Attention ``b_{tT}`` over the positions of ``contexts`` (``[B, T−1]``)."""
+        _, Z = self.to_yz()
+        return torch.softmax(Z[queries[:, None], contexts], dim=-1)
+
+
+def full_to_yz(
+    U: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor, W_V: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Y = U W_Vᵀ Uᵀ``, ``Z = U W_Q W_Kᵀ Uᵀ / √d``, batched over leading dimensions."""
+    d = U.shape[-1]
+    Ut = U.transpose(-1, -2)
+    Y = U @ W_V.transpose(-1, -2) @ Ut
+    Z = U @ W_Q @ W_K.transpose(-1, -2) @ Ut / math.sqrt(d)
+    return Y, Z
+
+
+def _check_tokens(contexts: torch.Tensor, queries: torch.Tensor, M: int) -> None:
+    contexts = check_tensor("contexts", contexts, ndim=2)
+    queries = check_tensor("queries", queries, shape=(contexts.shape[0],))
+    for name, ids in (("contexts", contexts), ("queries", queries)):
+        if ids.dtype not in (torch.int32, torch.int64):
+            raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= M):
+            raise ValueError(f"{name} must hold token ids in [0, {M - 1}]")
