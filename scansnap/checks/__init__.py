@@ -3,8 +3,8 @@ reference on random and edge-case inputs, and says what differs in words a stude
 
 A check returns a short success message (and prints it) or raises :class:`CheckFailed` whose
 message names the case, the input, and what differs (shape, dtype, value at which index, sign,
-tolerance). Chapter checks live in ``checks/ch1.py`` … ``ch6.py`` and are re-exported here, so
-notebooks call ``checks.check_<name>(student_function)``.
+tolerance). Chapter checks live in ``checks/ch1.py`` … ``ch6.py``; notebooks call
+``checks.ch4.check_<name>(student_function)``.
 """
 
 from __future__ import annotations
@@ -106,4 +106,7 @@ def _as_array(value: Any) -> np.ndarray:
     return array
 
 
-__all__ = ["Case", "CheckFailed", "compare"]
+__all__ = ["Case", "CheckFailed", "compare", "ch1", "ch2", "ch3", "ch4", "ch5", "ch6"]
+
+# Chapter modules use the framework above; keep this import last.
+from . import ch1, ch2, ch3, ch4, ch5, ch6  # noqa: E402
