@@ -19,11 +19,20 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument("--quick", action="store_true", help="a smaller, faster version")
     figure.add_argument("--no-progress", action="store_true", help="hide progress bars")
     commands.add_parser("list", help="list the figures that can be regenerated")
+    student = commands.add_parser(
+        "student-edition", help="write the chapters as student notebooks (solutions removed)")
+    student.add_argument("out_dir", help="output folder for the .ipynb files")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "student-edition":
+        from .student import write_student_edition
+
+        for path in write_student_edition(args.out_dir):
+            print(f"wrote {path}")
+        return 0
     import matplotlib
 
     matplotlib.use("Agg")
