@@ -1,0 +1,313 @@
+"""Checks of scansnap.theory against the paper (PAPER.md §D, items 1, 4, 5, 6, 9-11) in float64.
+
+Tolerances are stated at each assertion. Everything here is deterministic and runs in a few seconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.integrate import quad, solve_ivp
+from scipy.optimize import brentq
+
+from scansnap import theory
+
+# ------------------------------------------------------------------------------------- Lemma 6
+
+
+@pytest.mark.parametrize("M", [2, 3, 10, 50, 1000, 10**5])
+def test_h_matches_brentq_root_on_grid(M):
+    """h solves e^{Mh} + (M-1)Mh = M eta t + 1 (Lemma 6): agreement with an independent bracketed
+    root solve to 1e-13 relative, including M = 1e5, t = 1e6 and eta_y up to 1e6 (no overflow)."""
+    etas = [1e-3, 0.5, 1.0, 10.0, 1e3, 1e6]
+    ts = [0.0, 1e-12, 1e-6, 1e-2, 1.0, 10.0, 1e3, 1e6]
+    got = theory.h(np.array(ts)[:, None], M, np.array(etas)[None, :])
+    assert got.shape == (len(ts), len(etas)) and got.dtype == np.float64
+    for i, t in enumerate(ts):
+        for j, eta in enumerate(etas):
+            rhs = M * eta * t
+            if rhs == 0:
+                assert got[i, j] == 0.0
+                continue
+            f = lambda x: math.expm1(x) + (M - 1) * x - rhs  # noqa: E731
+            x_ref = brentq(f, 0.0, min(math.log1p(rhs), rhs / (M - 1)), xtol=1e-300, rtol=1e-15,
+                           maxiter=500)
+            assert M * got[i, j] == pytest.approx(x_ref, rel=1e-13)
+            # the defining equation itself, relative residual < 1e-10 (PAPER.md D.5)
+            x = M * got[i, j]
+            lhs = math.expm1(x) + (M - 1) * x
+            assert abs(lhs - rhs) <= 1e-10 * rhs
+
+
+def test_h_scalar_and_torch_inputs():
+    value = theory.h(2.0, 50, 1.0)
+    assert isinstance(value, float) and isinstance(value, np.float64)
+    arr = theory.h(torch.tensor([0.0, 2.0], dtype=torch.float32), 50, 1.0)
+    assert isinstance(arr, np.ndarray) and arr.dtype == np.float64 and arr.shape == (2,)
+    assert arr[1] == pytest.approx(value, rel=1e-15)
+    assert theory.h(0, 50, 1.0) == 0.0
+    # monotone increasing in t and in eta_y
+    t = np.linspace(0, 100, 201)
+    assert np.all(np.diff(theory.h(t, 50, 1.0)) > 0)
+    assert theory.h(10.0, 50, 2.0) > theory.h(10.0, 50, 1.0)
+
+
+# ------------------------------------------------------------------------------------- Lemma 5
+
+
+@pytest.mark.parametrize("M,eta", [(7, 0.3), (7, 2.0), (30, 1.0)])
+def test_lemma5_gradient_steps_exact(M, eta):
+    """PAPER.md D.4: plain gradient steps of size eta on softmax-CE(w, n) from w = 0 give
+    w_nn = (M-1) h*(s), w_nj = -h*(s), and alpha(s) = softmax(w(s-1)) as in Lemma 5 (rtol 1e-12)."""
+    n, steps = 2, 40
+    w = torch.zeros(M, dtype=torch.float64, requires_grad=True)
+    s = np.arange(steps + 1)
+    hs = theory.h_star(s, M, eta)
+    a_nn, a_nj = theory.lemma5_alpha(s[1:], M, eta)
+    for k in range(1, steps + 1):
+        alpha = torch.softmax(w.detach(), 0)
+        np.testing.assert_allclose(alpha[n].item(), a_nn[k - 1], rtol=1e-12)
+        others = torch.cat([alpha[:n], alpha[n + 1:]]).numpy()
+        np.testing.assert_allclose(others, a_nj[k - 1], rtol=1e-12)
+        loss = torch.nn.functional.cross_entropy(w[None], torch.tensor([n]))
+        (grad,) = torch.autograd.grad(loss, w)
+        with torch.no_grad():
+            w -= eta * grad
+        wd = w.detach().numpy()
+        np.testing.assert_allclose(wd[n], (M - 1) * hs[k], rtol=1e-12)
+        np.testing.assert_allclose(np.delete(wd, n), -hs[k], rtol=1e-12)
+
+
+def test_h_star_recursion_and_shapes():
+    M, eta = 50, 0.7
+    hs = theory.h_star(np.arange(6), M, eta)
+    ref = [0.0]
+    for _ in range(5):
+        ref.append(ref[-1] + eta / ((M - 1) + math.exp(M * ref[-1])))
+    np.testing.assert_allclose(hs, ref, rtol=1e-15, atol=0)
+    assert isinstance(theory.h_star(3, M, eta), np.float64)
+    both = theory.h_star(np.array([[3], [5]]), M, np.array([0.5, 1.0, 2.0]))
+    assert both.shape == (2, 3)
+    assert both[1, 2] == theory.h_star(5, M, 2.0)
+    assert theory.h_star(torch.tensor([4]), M, eta)[0] == theory.h_star(4, M, eta)
+    # no overflow for huge M * h*
+    big = theory.h_star(2000, 10**5, 1e4)
+    assert np.isfinite(big) and big > 0
+
+
+# ------------------------------------------------------------------------------------- Lemma 7
+
+
+@pytest.mark.parametrize("M", [50, 1000])
+@pytest.mark.parametrize("eta", [0.1, 0.5, 1.0, 2.0, 4.0])
+def test_lemma7_gap_bounds(M, eta):
+    """0 <= h*(s) - h(s) <= 2 eta / M (Lemma 7), to 1e-15 absolute, and the gap tends to 0."""
+    s = np.arange(0, 2001)
+    gap = theory.h_star(s, M, eta) - theory.h(s, M, eta)
+    assert gap.min() >= -1e-15
+    assert gap.max() <= 2 * eta / M + 1e-15
+    late = theory.h_star(10**5, M, eta) - theory.h(10**5, M, eta)
+    assert 0 <= late < 0.01 * gap.max()  # gap -> 0
+
+
+def test_lemma7_reproduces_fig8_numbers():
+    """[R] (PAPER.md D.5): M = 50, t <= 80, max gap 0.0019 at eta 0.5 and 0.0085 at eta 2.
+    We get 0.001896 and 0.008483: equal after rounding to the 4 printed decimals (tol 5e-5)."""
+    s = np.arange(0, 81)
+    for eta, expected in [(0.5, 0.0019), (2.0, 0.0085)]:
+        gap = theory.h_star(s, 50, eta) - theory.h(s, 50, eta)
+        assert abs(gap.max() - expected) <= 5e-5
+
+
+# ------------------------------------------------------------------------------ gamma, Lemma 9
+
+
+@pytest.mark.parametrize("M,K,eta", [(1000, 10, 0.5), (1000, 10, 5.0), (100, 1, 1.0), (50, 3, 2.0),
+                                     (10**5, 1, 1.0)])
+def test_gamma_two_stages(M, K, eta):
+    """PAPER.md D.6 / Lemma 9: gamma increases (nearly linearly at first), peaks, then decays like
+    K ln(M eta t / K) / (eta t).
+
+    Where the peak is: D.6 says "between t0' and t0". The exact gamma peaks where
+    e^x (x - 1) = M - 1 (x = M h), at t* = K(ln M - ln ln M + O(1))/eta: 0.82 t0' for M = 1000,
+    0.86 t0' for M = 100, 0.90 t0' for M = 50 -- i.e. just *before* t0' = K ln M / eta for every
+    M >= 30 (after it only for tiny M, e.g. 1.58 t0' at M = 4). Lemma 9 itself only bounds gamma
+    on either side, so this is a wording issue, not a contradiction; the test pins the exact peak."""
+    tp, t0 = theory.t0_prime(M, K, eta), theory.t0(M, K, eta)
+    peak = theory.gamma_peak(M, K, eta)
+    grid = np.linspace(0, 3 * t0, 300001)
+    g = theory.gamma(grid, M, K, eta)
+    assert grid[np.argmax(g)] == pytest.approx(peak, abs=3 * grid[1])  # grid resolution
+    assert 0.75 * tp < peak < tp  # before t0' (see docstring), well before t0
+    rising = grid <= peak
+    assert np.all(np.diff(g[rising]) > 0) and np.all(np.diff(g[~rising]) < 0)
+    # nearly linear at the start: gamma ~ (M-1)^2 eta t /(K M^2) for t << t0' (2% at t = t0'/100)
+    t_small = tp / 100
+    lin = (M - 1) ** 2 * eta * t_small / (K * M**2)
+    assert theory.gamma(t_small, M, K, eta) == pytest.approx(lin, rel=0.02)
+    # late: gamma * eta t / (K ln(M eta t/K)) -> ((M-1)/M)^2; within 15% at 1e4 t0, 1% at 1e12 t0
+    for factor, tol in [(1e4, 0.15), (1e12, 0.01)]:
+        t = factor * t0
+        ratio = theory.gamma(t, M, K, eta) * eta * t / (K * math.log(M * eta * t / K))
+        assert ratio == pytest.approx(((M - 1) / M) ** 2, rel=tol)
+    assert np.all(np.diff(theory.gamma(np.geomspace(t0, 1e9 * t0, 50), M, K, eta)) < 0)
+
+
+def test_gamma_no_overflow():
+    g = theory.gamma(np.array([0.0, 1.0, 1e6]), 10**5, 1, 1e6)
+    assert np.all(np.isfinite(g)) and g[0] == 0 and np.all(g[1:] > 0)
+
+
+# --------------------------------------------------------------------------- Gamma (Eqn 128)
+
+
+@pytest.mark.parametrize("M,K,eta_y,eta_z", [(1000, 10, 1.0, 0.5), (100, 1, 10.0, 1.0), (50, 2, 0.3, 3.0)])
+def test_Gamma_equals_quadrature(M, K, eta_y, eta_z):
+    """Eqn 128: eta_z * int_0^t gamma = (eta_z/eta_y) K (M-1)^2/2 h(t/K)^2 (quadrature, rtol 1e-9)."""
+    for t in [0.5, theory.t0_prime(M, K, eta_y), 3 * theory.t0(M, K, eta_y)]:
+        val, _ = quad(lambda s: eta_z * theory.gamma(s, M, K, eta_y), 0, t, epsabs=0, epsrel=1e-12,
+                      limit=200)
+        assert theory.Gamma(t, M, K, eta_y, eta_z) == pytest.approx(val, rel=1e-9)
+    assert theory.Gamma(0.0, M, K, eta_y, eta_z) == 0.0
+
+
+# ----------------------------------------------------------------------- Theorem 4 closed form
+
+
+@pytest.mark.parametrize("M,K,eta_y,eta_z,C0", [(1000, 10, 1.0, 0.5, 0.00625), (100, 1, 10.0, 1.0, 1.0),
+                                                (50, 2, 2.0, 2.0, 0.3)])
+def test_z_common_solves_eqn13(M, K, eta_y, eta_z, C0):
+    """PAPER.md D.10: integrating z' = -C0^{-1} eta_z gamma(t) e^{4z}, z(0) = 0 (solve_ivp, rtol
+    1e-10) matches z_common = -B = -1/4 ln(1 + 4 Gamma/C0) within 1e-6."""
+    t_end = 3 * theory.t0(M, K, eta_y)
+    ts = np.linspace(0, t_end, 25)
+    sol = solve_ivp(lambda t, z: -eta_z * theory.gamma(t, M, K, eta_y) * np.exp(4 * z) / C0,
+                    (0, t_end), [0.0], t_eval=ts, rtol=1e-10, atol=1e-12, method="DOP853")
+    assert sol.success
+    np.testing.assert_allclose(sol.y[0], theory.z_common(ts, M, K, eta_y, eta_z, C0), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(theory.z_common(ts, M, K, eta_y, eta_z, C0),
+                               -theory.B(ts, M, K, eta_y, eta_z, C0), rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------- Theorem 4 transition
+
+
+def test_B_convention_and_printed_erratum():
+    """B(0) = 0 by definition (Theorem 3); the printed Eqn 129 gives 1/4 ln C0 at t = 0 (PAPER.md A.6).
+    The two differ by exactly 1/4 ln C0 at every t."""
+    M, K, ey, ez, C0 = 1000, 10, 1.0, 0.5, 0.00625
+    assert theory.B(0.0, M, K, ey, ez, C0) == 0.0
+    assert theory.B_printed(0.0, M, K, ey, ez, C0) == pytest.approx(0.25 * math.log(C0), rel=1e-15)
+    assert theory.B_printed(0.0, M, K, ey, ez, C0) != 0.0
+    t = np.linspace(0, 700, 15)
+    np.testing.assert_allclose(theory.B_printed(t, M, K, ey, ez, C0) - theory.B(t, M, K, ey, ez, C0),
+                               0.25 * math.log(C0), rtol=1e-12)
+    assert np.all(np.diff(theory.B(t, M, K, ey, ez, C0)) > 0)
+    # with C0 = 1 the conventions coincide
+    np.testing.assert_allclose(theory.B_printed(t, M, K, ey, ez, 1.0), theory.B(t, M, K, ey, ez, 1.0),
+                               rtol=1e-14, atol=0)
+
+
+def test_t0_values_fig3():
+    """PAPER.md B.6 / D.11: K = 10, M = 1000: t0 = 276.3, 138.2, 69.1, 27.6 (to the printed 0.05)."""
+    got = theory.t0(1000, 10, [0.5, 1.0, 2.0, 5.0])
+    np.testing.assert_allclose(got, [276.3, 138.2, 69.1, 27.6], atol=0.05)
+    np.testing.assert_allclose(theory.t0_prime(1000, 10, [0.5, 1, 2, 5]), got / 2, rtol=1e-15)
+    assert isinstance(theory.t0(1000, 10, 1.0), np.float64)
+
+
+def test_fig3_growth_factor_scale():
+    """PAPER.md B.6 [R]: with C0 = 0.00625, chi(700) = e^{2B(700)} ~ 572, 439, 332, 227 for
+    eta_y = 0.5, 1, 2, 5 (eta_z = 0.5, K = 10, M = 1000); matches to the printed 3 digits (0.5)."""
+    got = theory.chi(700.0, 1000, 10, [0.5, 1.0, 2.0, 5.0], 0.5, 0.00625)
+    np.testing.assert_allclose(got, [572, 439, 332, 227], atol=0.5)
+    assert np.all(np.diff(got) < 0)  # a larger eta_y ends with a smaller chi
+
+
+def test_dB_dlog_t_analytic_and_regimes():
+    """PAPER.md D.11: dB/d ln t = 1/2 in the scanning window (4 Gamma >> C0, t << t0'), then
+    ~ 1/(2 ln(M eta_y t/K)) after t0; checked against central finite differences (rtol 1e-6)."""
+    M, K, ey, ez, C0 = 1000, 10, 1.0, 0.5, 1e-6
+    args = (M, K, ey, ez, C0)
+    t = np.geomspace(0.1, 1e7, 40)
+    d = 1e-5
+    fd = (theory.B(t * math.exp(d), *args) - theory.B(t * math.exp(-d), *args)) / (2 * d)
+    np.testing.assert_allclose(theory.dB_dlog_t(t, *args), fd, rtol=1e-6)
+    assert theory.dB_dlog_t(0.0, *args) == 0.0
+    # scanning: t in [0.5, t0'/20], where 4 Gamma/C0 >= 50 and h is still linear -> 1/2 within 3%
+    tp = theory.t0_prime(M, K, ey)
+    early = np.geomspace(0.5, tp / 20, 10)
+    assert np.all(4 * theory.Gamma(early, M, K, ey, ez) / C0 > 50)
+    np.testing.assert_allclose(theory.dB_dlog_t(early, *args), 0.5, rtol=0.03)
+    # snapping: 1/(2 ln(M eta t/K)) within 15% at 10^3 t0 and 3% at 10^12 t0 (asymptotic: h lags
+    # ln(M eta t/K)/M by O(ln ln / M))
+    for factor, tol in [(1e3, 0.15), (1e12, 0.03)]:
+        tl = factor * theory.t0(M, K, ey)
+        assert theory.dB_dlog_t(tl, *args) == pytest.approx(1 / (2 * math.log(M * ey * tl / K)), rel=tol)
+
+
+def test_scanning_and_snapping_asymptotes():
+    """Theorem 4's two lines (B(0) = 0 convention) track B in their regimes, and each equals the
+    printed line minus 1/4 ln C0."""
+    M, K, ey, ez, C0 = 1000, 10, 1.0, 0.5, 0.00625
+    args = (M, K, ey, ez, C0)
+    tp, t0 = theory.t0_prime(M, K, ey), theory.t0(M, K, ey)
+    early = np.linspace(0, tp / 10, 20)
+    np.testing.assert_allclose(theory.B_scanning(early, *args), theory.B(early, *args), rtol=0.01, atol=1e-12)
+    assert np.all(theory.B_scanning(early, *args) >= theory.B(early, *args) - 1e-12)  # h <= eta t/M
+    for factor, tol in [(10, 0.1), (1e6, 0.01), (1e12, 0.005)]:
+        assert theory.B_snapping(factor * t0, *args) == pytest.approx(theory.B(factor * t0, *args), rel=tol)
+    assert theory.B_snapping(0.0, *args) == 0.0 and theory.B_scanning(0.0, *args) == 0.0
+    # relation to the printed Theorem 4 lines
+    t = 50.0
+    printed_scan = 0.25 * math.log(C0 + 2 * (M - 1) ** 2 / (K * M**2) * ey * ez * t**2)
+    assert theory.B_scanning(t, *args) == pytest.approx(printed_scan - 0.25 * math.log(C0), rel=1e-13)
+    t = 500.0
+    printed_snap = 0.25 * math.log(C0 + 2 * K * (M - 1) ** 2 / M**2 * ez / ey * math.log(M * ey * t / K) ** 2)
+    assert theory.B_snapping(t, *args) == pytest.approx(printed_snap - 0.25 * math.log(C0), rel=1e-13)
+
+
+def test_learning_rate_dependence():
+    """PAPER.md A.6 insights / D.11: at large t, B decreases in eta_y with eta_z fixed, and increases
+    in eta_z with nu = eta_y/eta_z fixed."""
+    M, K, C0 = 1000, 10, 0.00625
+    t = 5000.0
+    b_y = theory.B(t, M, K, np.array([0.5, 1, 2, 5, 10]), 0.5, C0)
+    assert np.all(np.diff(b_y) < 0)
+    ez = np.array([0.5, 1, 2, 4, 8])
+    b_z = theory.B(t, M, K, 10 * ez, ez, C0)
+    assert np.all(np.diff(b_z) > 0)
+
+
+def test_fig9_B_at_t0_independent_of_eta_z():
+    """PAPER.md B.7 / D.11: K = 1, C0 = 1: B(t0) = 0.510 (nu = 10, M = 100) and 1.382 (nu = 1,
+    M = 10000) for every eta_z (to 1e-12 relative across eta_z; 5e-4 vs the printed 3 decimals);
+    B(5) rises 0.620 -> 0.783 with eta_z (nu = 10). With C0 = 1 the printed Eqn 129 and B(0) = 0
+    conventions coincide, so these numbers cannot tell them apart."""
+    for nu, M, expected in [(10, 100, 0.510), (1, 10000, 1.382)]:
+        ez = np.array([0.5, 1, 2, 4, 8])
+        ey = nu * ez
+        b = theory.B(theory.t0(M, 1, ey), M, 1, ey, ez, 1.0)
+        np.testing.assert_allclose(b, b[0], rtol=1e-12)
+        assert abs(b[0] - expected) < 5e-4
+        assert theory.B_printed(theory.t0(M, 1, ey[0]), M, 1, ey[0], ez[0], 1.0) == pytest.approx(b[0])
+    b5 = theory.B(5.0, 100, 1, 10 * np.array([0.5, 8]), np.array([0.5, 8]), 1.0)
+    np.testing.assert_allclose(b5, [0.620, 0.783], atol=5e-4)
+    # at other C0 B(t0) is still independent of eta_z (Gamma(t0) depends on nu only)
+    ez = np.array([0.5, 2.0])
+    b = theory.B(theory.t0(100, 3, 10 * ez), 100, 3, 10 * ez, ez, 0.2)
+    assert b[0] == pytest.approx(b[1], rel=1e-12)
+
+
+def test_chi_and_bounds():
+    B = np.array([0.0, 0.3, 2.0])
+    lo, hi = theory.chi_bounds(B, 0.4)
+    np.testing.assert_allclose(lo, np.exp(2 * 0.16 * B), rtol=1e-15)
+    np.testing.assert_allclose(hi, np.exp(2 * B), rtol=1e-15)
+    assert np.all(lo <= hi)
+    args = (1000, 10, 1.0, 0.5, 0.00625)
+    assert theory.chi(0.0, *args) == 1.0
+    assert theory.chi(100.0, *args) == pytest.approx(math.exp(2 * theory.B(100.0, *args)), rel=1e-15)
