@@ -1,8 +1,8 @@
 """The paper's closed forms (Tian, Wang, Chen, Du, NeurIPS 2023), exact in float64.
 
 Sections map to the paper: Lemma 2 (the T→∞ attention ``c`` and its ℓ2-normalized ``f``),
-Lemma 1 (closed-form gradients), Lemmas 5–7 (``h_star``, ``h``), the speed-control coefficient
-``gamma`` and ``Gamma`` (Eqn 128), Theorem 1(a)/2 (``xi``), Lemma 4 (``lemma4_zdot``), Theorem 3
+Lemma 1 (closed-form gradients), Lemmas 5–7 (``h_star``, ``lemma5_alpha``, ``h``), the
+speed-control coefficient ``gamma`` (and its exact peak ``gamma_peak``) and ``Gamma`` (Eqn 128), Theorem 1(a)/2 (``xi``), Lemma 4 (``lemma4_zdot``), Theorem 3
 (``relative_gain``, ``chi_bounds``) and Theorem 4 (``B``, ``B_printed``, ``B_scanning``,
 ``B_snapping``, ``dB_dlog_t``, ``z_common``, ``chi``, ``t0``, ``t0_prime``).
 
@@ -72,6 +72,8 @@ def _float_tensor(name: str, value: Any, **kw: Any) -> torch.Tensor:
 
 def _token_ids(name: str, value: Any, M: int, *, ndim: int) -> torch.Tensor:
     if ndim == 0:
+        if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+            value = value.item()
         return torch.tensor(check_int(name, value, low=0, high=M - 1))
     if isinstance(value, (list, tuple)):
         if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in value):
@@ -149,8 +151,10 @@ def xi(f: torch.Tensor, beta: torch.Tensor, gamma: Any) -> torch.Tensor:
     f = _float_tensor("f", f)
     beta = _float_tensor("beta", beta)
     if f.ndim < 2 or beta.ndim < 2 or beta.shape[-2:] != (f.shape[-2], f.shape[-2]):
-        raise ValueError(f"beta must have shape [..., K, K] with K = f.shape[-2], "
-                         f"got f {list(f.shape)} and beta {list(beta.shape)}")
+        raise ValueError(
+            f"beta must have shape [..., K, K] with K = f.shape[-2], "
+            f"got f {list(f.shape)} and beta {list(beta.shape)}"
+        )
     g = _gamma_tensor(gamma, f)
     G = f @ f.transpose(-1, -2)  # [..., K, K]: f_n^T f_n'
     off = 1.0 - torch.eye(f.shape[-2], dtype=f.dtype, device=f.device)
@@ -165,8 +169,14 @@ def _gamma_tensor(gamma: Any, f: torch.Tensor) -> torch.Tensor:
     return g
 
 
-def lemma4_zdot(f: torch.Tensor, beta: torch.Tensor, gamma: Any, queries: Any, eta_z: float,
-                M: int | None = None) -> torch.Tensor:
+def lemma4_zdot(
+    f: torch.Tensor,
+    beta: torch.Tensor,
+    gamma: Any,
+    queries: Any,
+    eta_z: float,
+    M: int | None = None,
+) -> torch.Tensor:
     """Lemma 4 (Eqn 10), component form, as ``T → ∞``:
 
     ``ż_{ml} = η_Z γ Σ_{n ∈ ψ^{-1}(m)} f_{nl} Σ_{n' != n} β_{nn'} [(f_n^T f_{n'}) f_{nl} - f_{n'l}]``.
@@ -216,13 +226,16 @@ def relative_gain(f: Any, l: Any, l_prime: Any) -> torch.Tensor:
         raise ValueError("f must have at least one dimension [..., M]")
     M = f.shape[-1]
     li = _token_ids("l", l, M, ndim=0) if _is_int_scalar(l) else _token_ids("l", l, M, ndim=_nd(l))
-    lp = (_token_ids("l_prime", l_prime, M, ndim=0) if _is_int_scalar(l_prime)
-          else _token_ids("l_prime", l_prime, M, ndim=_nd(l_prime)))
+    lp = (
+        _token_ids("l_prime", l_prime, M, ndim=0)
+        if _is_int_scalar(l_prime)
+        else _token_ids("l_prime", l_prime, M, ndim=_nd(l_prime))
+    )
     return f[..., li] ** 2 / f[..., lp] ** 2 - 1.0
 
 
 def _is_int_scalar(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) or isinstance(value, bool)
+    return isinstance(value, (numbers.Integral, bool))
 
 
 def _nd(value: Any) -> int:
@@ -245,15 +258,25 @@ def _nd(value: Any) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _real_array(name: str, value: Any, *, low: float | None = None, low_open: bool = False,
-                high: float | None = None) -> np.ndarray:
+def _real_array(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    low_open: bool = False,
+    high: float | None = None,
+) -> np.ndarray:
     """A finite real scalar/array as float64 numpy, in ``[low, high]`` (``(low, high]`` if open)."""
     if value is None:
         raise TypeError(f"{name} must be a real number or an array of them, got NoneType")
     if isinstance(value, torch.Tensor) and (value.dtype == torch.bool or value.is_complex()):
-        raise TypeError(f"{name} must be a real number or an array of them, got a {value.dtype} tensor")
+        raise TypeError(
+            f"{name} must be a real number or an array of them, got a {value.dtype} tensor"
+        )
     if isinstance(value, np.ndarray) and (value.dtype == np.bool_ or value.dtype.kind in "cOUS"):
-        raise TypeError(f"{name} must be a real number or an array of them, got a {value.dtype} array")
+        raise TypeError(
+            f"{name} must be a real number or an array of them, got a {value.dtype} array"
+        )
     if isinstance(value, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in value):
         raise TypeError(f"{name} must contain real numbers, not booleans")
     if isinstance(value, complex):
@@ -283,11 +306,14 @@ def _int_array(name: str, value: Any, *, low: int = 0) -> np.ndarray:
         try:
             array = np.asarray(value)
         except (TypeError, ValueError):
-            raise TypeError(f"{name} must be an integer or an array of integers, "
-                            f"got {type(value).__name__}") from None
+            raise TypeError(
+                f"{name} must be an integer or an array of integers, got {type(value).__name__}"
+            ) from None
         if array.dtype.kind not in "iu":
-            raise TypeError(f"{name} must be an integer or an array of integers, "
-                            f"got {type(value).__name__} of dtype {array.dtype}")
+            raise TypeError(
+                f"{name} must be an integer or an array of integers, "
+                f"got {type(value).__name__} of dtype {array.dtype}"
+            )
         array = array.astype(np.int64)
     if np.any(array < low):
         raise ValueError(f"{name} must be an integer >= {low}, got minimum {array.min()}")
@@ -315,9 +341,12 @@ def _inv_denominator(M: int, x: np.ndarray) -> np.ndarray:
 
 def _x_of(tau: np.ndarray, M: int, eta_y: np.ndarray) -> np.ndarray:
     """``x = M h(tau)``: the root of ``e^x + (M-1) x = M eta_y tau + 1`` (Lemma 6), float64."""
-    rhs = M * eta_y * tau  # = e^x - 1 + (M-1) x
+    with np.errstate(over="ignore", invalid="ignore"):
+        rhs = M * eta_y * tau  # = e^x - 1 + (M-1) x
     if not np.all(np.isfinite(rhs)):
-        raise ValueError("M * eta_y * t must be finite (it overflows float64); use smaller t or eta_y")
+        raise ValueError(
+            "M * eta_y * t must be finite (it overflows float64); use smaller t or eta_y"
+        )
     # y = A - x solves y e^y = e^A / (M-1), with A = (M eta_y tau + 1) / (M-1); y = W(e^{A - ln(M-1)})
     # is the Wright omega function of A - ln(M-1) (no exp of A is ever formed).
     A = (rhs + 1.0) / (M - 1)

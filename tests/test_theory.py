@@ -32,9 +32,13 @@ def test_h_matches_brentq_root_on_grid(M):
             if rhs == 0:
                 assert got[i, j] == 0.0
                 continue
-            f = lambda x: math.expm1(x) + (M - 1) * x - rhs  # noqa: E731
-            x_ref = brentq(f, 0.0, min(math.log1p(rhs), rhs / (M - 1)), xtol=1e-300, rtol=1e-15,
-                           maxiter=500)
+
+            def f(x, rhs=rhs):
+                return math.expm1(x) + (M - 1) * x - rhs
+
+            x_ref = brentq(
+                f, 0.0, min(math.log1p(rhs), rhs / (M - 1)), xtol=1e-300, rtol=1e-15, maxiter=500
+            )
             assert M * got[i, j] == pytest.approx(x_ref, rel=1e-13)
             # the defining equation itself, relative residual < 1e-10 (PAPER.md D.5)
             x = M * got[i, j]
@@ -70,7 +74,7 @@ def test_lemma5_gradient_steps_exact(M, eta):
     for k in range(1, steps + 1):
         alpha = torch.softmax(w.detach(), 0)
         np.testing.assert_allclose(alpha[n].item(), a_nn[k - 1], rtol=1e-12)
-        others = torch.cat([alpha[:n], alpha[n + 1:]]).numpy()
+        others = torch.cat([alpha[:n], alpha[n + 1 :]]).numpy()
         np.testing.assert_allclose(others, a_nj[k - 1], rtol=1e-12)
         loss = torch.nn.functional.cross_entropy(w[None], torch.tensor([n]))
         (grad,) = torch.autograd.grad(loss, w)
@@ -125,8 +129,9 @@ def test_lemma7_reproduces_fig8_numbers():
 # ------------------------------------------------------------------------------ gamma, Lemma 9
 
 
-@pytest.mark.parametrize("M,K,eta", [(1000, 10, 0.5), (1000, 10, 5.0), (100, 1, 1.0), (50, 3, 2.0),
-                                     (10**5, 1, 1.0)])
+@pytest.mark.parametrize(
+    "M,K,eta", [(1000, 10, 0.5), (1000, 10, 5.0), (100, 1, 1.0), (50, 3, 2.0), (10**5, 1, 1.0)]
+)
 def test_gamma_two_stages(M, K, eta):
     """PAPER.md D.6 / Lemma 9: gamma increases (nearly linearly at first), peaks, then decays like
     K ln(M eta t / K) / (eta t).
@@ -164,12 +169,15 @@ def test_gamma_no_overflow():
 # --------------------------------------------------------------------------- Gamma (Eqn 128)
 
 
-@pytest.mark.parametrize("M,K,eta_y,eta_z", [(1000, 10, 1.0, 0.5), (100, 1, 10.0, 1.0), (50, 2, 0.3, 3.0)])
+@pytest.mark.parametrize(
+    "M,K,eta_y,eta_z", [(1000, 10, 1.0, 0.5), (100, 1, 10.0, 1.0), (50, 2, 0.3, 3.0)]
+)
 def test_Gamma_equals_quadrature(M, K, eta_y, eta_z):
     """Eqn 128: eta_z * int_0^t gamma = (eta_z/eta_y) K (M-1)^2/2 h(t/K)^2 (quadrature, rtol 1e-9)."""
     for t in [0.5, theory.t0_prime(M, K, eta_y), 3 * theory.t0(M, K, eta_y)]:
-        val, _ = quad(lambda s: eta_z * theory.gamma(s, M, K, eta_y), 0, t, epsabs=0, epsrel=1e-12,
-                      limit=200)
+        val, _ = quad(
+            lambda s: eta_z * theory.gamma(s, M, K, eta_y), 0, t, epsabs=0, epsrel=1e-12, limit=200
+        )
         assert theory.Gamma(t, M, K, eta_y, eta_z) == pytest.approx(val, rel=1e-9)
     assert theory.Gamma(0.0, M, K, eta_y, eta_z) == 0.0
 
@@ -177,19 +185,34 @@ def test_Gamma_equals_quadrature(M, K, eta_y, eta_z):
 # ----------------------------------------------------------------------- Theorem 4 closed form
 
 
-@pytest.mark.parametrize("M,K,eta_y,eta_z,C0", [(1000, 10, 1.0, 0.5, 0.00625), (100, 1, 10.0, 1.0, 1.0),
-                                                (50, 2, 2.0, 2.0, 0.3)])
+@pytest.mark.parametrize(
+    "M,K,eta_y,eta_z,C0",
+    [(1000, 10, 1.0, 0.5, 0.00625), (100, 1, 10.0, 1.0, 1.0), (50, 2, 2.0, 2.0, 0.3)],
+)
 def test_z_common_solves_eqn13(M, K, eta_y, eta_z, C0):
     """PAPER.md D.10: integrating z' = -C0^{-1} eta_z gamma(t) e^{4z}, z(0) = 0 (solve_ivp, rtol
     1e-10) matches z_common = -B = -1/4 ln(1 + 4 Gamma/C0) within 1e-6."""
     t_end = 3 * theory.t0(M, K, eta_y)
     ts = np.linspace(0, t_end, 25)
-    sol = solve_ivp(lambda t, z: -eta_z * theory.gamma(t, M, K, eta_y) * np.exp(4 * z) / C0,
-                    (0, t_end), [0.0], t_eval=ts, rtol=1e-10, atol=1e-12, method="DOP853")
+    sol = solve_ivp(
+        lambda t, z: -eta_z * theory.gamma(t, M, K, eta_y) * np.exp(4 * z) / C0,
+        (0, t_end),
+        [0.0],
+        t_eval=ts,
+        rtol=1e-10,
+        atol=1e-12,
+        method="DOP853",
+    )
     assert sol.success
-    np.testing.assert_allclose(sol.y[0], theory.z_common(ts, M, K, eta_y, eta_z, C0), atol=1e-6, rtol=0)
-    np.testing.assert_allclose(theory.z_common(ts, M, K, eta_y, eta_z, C0),
-                               -theory.B(ts, M, K, eta_y, eta_z, C0), rtol=0, atol=0)
+    np.testing.assert_allclose(
+        sol.y[0], theory.z_common(ts, M, K, eta_y, eta_z, C0), atol=1e-6, rtol=0
+    )
+    np.testing.assert_allclose(
+        theory.z_common(ts, M, K, eta_y, eta_z, C0),
+        -theory.B(ts, M, K, eta_y, eta_z, C0),
+        rtol=0,
+        atol=0,
+    )
 
 
 # ---------------------------------------------------------------------- Theorem 4 transition
@@ -203,12 +226,16 @@ def test_B_convention_and_printed_erratum():
     assert theory.B_printed(0.0, M, K, ey, ez, C0) == pytest.approx(0.25 * math.log(C0), rel=1e-15)
     assert theory.B_printed(0.0, M, K, ey, ez, C0) != 0.0
     t = np.linspace(0, 700, 15)
-    np.testing.assert_allclose(theory.B_printed(t, M, K, ey, ez, C0) - theory.B(t, M, K, ey, ez, C0),
-                               0.25 * math.log(C0), rtol=1e-12)
+    np.testing.assert_allclose(
+        theory.B_printed(t, M, K, ey, ez, C0) - theory.B(t, M, K, ey, ez, C0),
+        0.25 * math.log(C0),
+        rtol=1e-12,
+    )
     assert np.all(np.diff(theory.B(t, M, K, ey, ez, C0)) > 0)
     # with C0 = 1 the conventions coincide
-    np.testing.assert_allclose(theory.B_printed(t, M, K, ey, ez, 1.0), theory.B(t, M, K, ey, ez, 1.0),
-                               rtol=1e-14, atol=0)
+    np.testing.assert_allclose(
+        theory.B_printed(t, M, K, ey, ez, 1.0), theory.B(t, M, K, ey, ez, 1.0), rtol=1e-14, atol=0
+    )
 
 
 def test_t0_values_fig3():
@@ -246,7 +273,9 @@ def test_dB_dlog_t_analytic_and_regimes():
     # ln(M eta t/K)/M by O(ln ln / M))
     for factor, tol in [(1e3, 0.15), (1e12, 0.03)]:
         tl = factor * theory.t0(M, K, ey)
-        assert theory.dB_dlog_t(tl, *args) == pytest.approx(1 / (2 * math.log(M * ey * tl / K)), rel=tol)
+        assert theory.dB_dlog_t(tl, *args) == pytest.approx(
+            1 / (2 * math.log(M * ey * tl / K)), rel=tol
+        )
 
 
 def test_scanning_and_snapping_asymptotes():
@@ -256,18 +285,28 @@ def test_scanning_and_snapping_asymptotes():
     args = (M, K, ey, ez, C0)
     tp, t0 = theory.t0_prime(M, K, ey), theory.t0(M, K, ey)
     early = np.linspace(0, tp / 10, 20)
-    np.testing.assert_allclose(theory.B_scanning(early, *args), theory.B(early, *args), rtol=0.01, atol=1e-12)
+    np.testing.assert_allclose(
+        theory.B_scanning(early, *args), theory.B(early, *args), rtol=0.01, atol=1e-12
+    )
     assert np.all(theory.B_scanning(early, *args) >= theory.B(early, *args) - 1e-12)  # h <= eta t/M
     for factor, tol in [(10, 0.1), (1e6, 0.01), (1e12, 0.005)]:
-        assert theory.B_snapping(factor * t0, *args) == pytest.approx(theory.B(factor * t0, *args), rel=tol)
+        assert theory.B_snapping(factor * t0, *args) == pytest.approx(
+            theory.B(factor * t0, *args), rel=tol
+        )
     assert theory.B_snapping(0.0, *args) == 0.0 and theory.B_scanning(0.0, *args) == 0.0
     # relation to the printed Theorem 4 lines
     t = 50.0
     printed_scan = 0.25 * math.log(C0 + 2 * (M - 1) ** 2 / (K * M**2) * ey * ez * t**2)
-    assert theory.B_scanning(t, *args) == pytest.approx(printed_scan - 0.25 * math.log(C0), rel=1e-13)
+    assert theory.B_scanning(t, *args) == pytest.approx(
+        printed_scan - 0.25 * math.log(C0), rel=1e-13
+    )
     t = 500.0
-    printed_snap = 0.25 * math.log(C0 + 2 * K * (M - 1) ** 2 / M**2 * ez / ey * math.log(M * ey * t / K) ** 2)
-    assert theory.B_snapping(t, *args) == pytest.approx(printed_snap - 0.25 * math.log(C0), rel=1e-13)
+    printed_snap = 0.25 * math.log(
+        C0 + 2 * K * (M - 1) ** 2 / M**2 * ez / ey * math.log(M * ey * t / K) ** 2
+    )
+    assert theory.B_snapping(t, *args) == pytest.approx(
+        printed_snap - 0.25 * math.log(C0), rel=1e-13
+    )
 
 
 def test_learning_rate_dependence():
@@ -293,7 +332,9 @@ def test_fig9_B_at_t0_independent_of_eta_z():
         b = theory.B(theory.t0(M, 1, ey), M, 1, ey, ez, 1.0)
         np.testing.assert_allclose(b, b[0], rtol=1e-12)
         assert abs(b[0] - expected) < 5e-4
-        assert theory.B_printed(theory.t0(M, 1, ey[0]), M, 1, ey[0], ez[0], 1.0) == pytest.approx(b[0])
+        assert theory.B_printed(theory.t0(M, 1, ey[0]), M, 1, ey[0], ez[0], 1.0) == pytest.approx(
+            b[0]
+        )
     b5 = theory.B(5.0, 100, 1, 10 * np.array([0.5, 8]), np.array([0.5, 8]), 1.0)
     np.testing.assert_allclose(b5, [0.620, 0.783], atol=5e-4)
     # at other C0 B(t0) is still independent of eta_z (Gamma(t0) depends on nu only)
@@ -310,4 +351,260 @@ def test_chi_and_bounds():
     assert np.all(lo <= hi)
     args = (1000, 10, 1.0, 0.5, 0.00625)
     assert theory.chi(0.0, *args) == 1.0
-    assert theory.chi(100.0, *args) == pytest.approx(math.exp(2 * theory.B(100.0, *args)), rel=1e-15)
+    assert theory.chi(100.0, *args) == pytest.approx(
+        math.exp(2 * theory.B(100.0, *args)), rel=1e-15
+    )
+
+
+# ------------------------------------------------------------------------------ Lemma 1 (Eqn 3)
+
+
+def _autograd_lemma1(Y, Z, context, query, target, normalize):
+    """The forward pass of PAPER.md A.1-A.2, differentiated by torch autograd."""
+    Y = Y.clone().requires_grad_(True)
+    Z = Z.clone().requires_grad_(True)
+    X = torch.nn.functional.one_hot(context, Y.shape[0]).to(Y.dtype)
+    b = torch.softmax(Z[query, context], 0)
+    v = X.T @ b
+    u = v / torch.linalg.vector_norm(v) if normalize else v
+    loss = -torch.log_softmax(Y.T @ u, 0)[target]
+    return torch.autograd.grad(loss, (Y, Z))
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("seed", range(5))
+def test_lemma1_matches_autograd(seed, normalize):
+    """PAPER.md D.1: Eqn 3 closed form (with the projector P^perp_v/||v||) equals autograd of the
+    cross-entropy, float64 rtol 1e-8; only row `query` of grad_Z is nonzero; row sums are 0."""
+    g = torch.Generator().manual_seed(seed)
+    M = 5 + seed
+    Y = torch.randn(M, M, generator=g, dtype=torch.float64)
+    Z = 2 * torch.randn(M, M, generator=g, dtype=torch.float64)
+    context = torch.randint(0, M, (7 + 2 * seed,), generator=g)
+    query, target = (
+        int(torch.randint(0, M, (1,), generator=g)),
+        int(torch.randint(0, M, (1,), generator=g)),
+    )
+    gY, gZ = theory.lemma1_gradients(Y, Z, context, query, target, normalize=normalize)
+    aY, aZ = _autograd_lemma1(Y, Z, context, query, target, normalize)
+    assert gY.dtype == gZ.dtype == torch.float64
+    torch.testing.assert_close(gY, aY, rtol=1e-8, atol=1e-12)
+    torch.testing.assert_close(gZ, aZ, rtol=1e-8, atol=1e-12)
+    others = torch.ones(M, dtype=torch.bool)
+    others[query] = False
+    assert torch.all(gZ[others] == 0) and torch.any(gZ[query] != 0)
+    # invariant Y'1 = Z'1 = 0 (PAPER.md A.2)
+    assert torch.all(gY.sum(1).abs() < 1e-12) and torch.all(gZ.sum(1).abs() < 1e-12)
+
+
+def test_lemma1_accepts_lists_and_numpy():
+    M = 4
+    Y = np.eye(M) - 0.25
+    Z = np.zeros((M, M))
+    gY, gZ = theory.lemma1_gradients(Y, Z, [0, 1, 1, 2], 3, 2)
+    aY, aZ = _autograd_lemma1(
+        torch.from_numpy(Y), torch.from_numpy(Z), torch.tensor([0, 1, 1, 2]), 3, 2, True
+    )
+    torch.testing.assert_close(gY, aY, rtol=1e-8, atol=1e-12)
+    torch.testing.assert_close(gZ, aZ, rtol=1e-8, atol=1e-12)
+
+
+# ----------------------------------------------------------------- xi, Lemma 4, Theorems 2-3
+
+
+def _toy_classes():
+    """M = 8: token 0 is the shared query, 1 the single common token, 2-4 distinct for class 0,
+    5-7 distinct for class 1 (weights 1 for common, 0.2/0.5/1 for distinct)."""
+    probs = torch.zeros(2, 8, dtype=torch.float64)
+    probs[:, 1] = 1.0
+    probs[0, 2:5] = torch.tensor([0.2, 0.5, 1.0])
+    probs[1, 5:8] = torch.tensor([0.3, 0.6, 0.9])
+    probs /= probs.sum(1, keepdim=True)
+    return probs, torch.tensor([0, 0])
+
+
+def test_lemma4_component_form_against_loops():
+    """Eqn 10 vectorized == a literal double loop over n in psi^{-1}(m), n' != n (1e-13)."""
+    g = torch.Generator().manual_seed(0)
+    K, M = 4, 9
+    f = torch.rand(3, K, M, generator=g, dtype=torch.float64)
+    f = f / f.norm(dim=-1, keepdim=True)
+    beta = torch.rand(3, K, K, generator=g, dtype=torch.float64)
+    queries = torch.tensor([1, 1, 4, 1])
+    gam = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    Zdot = theory.lemma4_zdot(f, beta, gam, queries, eta_z=0.7, M=M)
+    assert Zdot.shape == (3, M, M)
+    ref = torch.zeros(3, M, M, dtype=torch.float64)
+    for r in range(3):
+        for n in range(K):
+            m = int(queries[n])
+            for l in range(M):
+                acc = 0.0
+                for n2 in range(K):
+                    if n2 != n:
+                        acc += beta[r, n, n2] * ((f[r, n] @ f[r, n2]) * f[r, n, l] - f[r, n2, l])
+                ref[r, m, l] += 0.7 * gam[r] * f[r, n, l] * acc
+    torch.testing.assert_close(Zdot, ref, rtol=1e-13, atol=1e-15)
+    rows = torch.ones(M, dtype=torch.bool)
+    rows[[1, 4]] = False
+    assert torch.all(Zdot[:, rows] == 0)
+    # ||f_n|| = 1 makes every row sum of Eqn 10 vanish (the invariant Z'1 = 0)
+    assert torch.all(Zdot.sum(-1).abs() < 1e-14)
+    # xi (Theorem 1(a)) by loops
+    x = theory.xi(f, beta, gam)
+    for r in range(3):
+        for n in range(K):
+            want = gam[r] * sum(beta[r, n, n2] * (f[r, n] @ f[r, n2]) for n2 in range(K) if n2 != n)
+            assert float(x[r, n]) == pytest.approx(float(want), rel=1e-13)
+
+
+def test_theorem2_signs_and_distinct_token_form():
+    """Theorem 2: (a) distinct token l of n: z'_{ml} = eta_z f_nl^2 xi_n > 0; (b) the single common
+    token: z'_{ml} = -eta_z sum_n (1 - f_nl^2) xi_n < 0 (beta = f^T f > 0, rtol 1e-12)."""
+    probs, queries = _toy_classes()
+    Z = torch.zeros(8, 8, dtype=torch.float64)
+    Z[0] = torch.tensor([0.0, -0.3, 0.1, 0.4, 0.2, -0.1, 0.0, 0.5], dtype=torch.float64)
+    f = theory.normalized_attention(theory.attention_limit(probs, Z, queries))
+    beta = f @ f.T
+    x = theory.xi(f, beta, 1.3)
+    assert torch.all(x > 0)
+    zd = theory.lemma4_zdot(f, beta, 1.3, queries, 0.5)[0]
+    for n, distinct in [(0, [2, 3, 4]), (1, [5, 6, 7])]:
+        torch.testing.assert_close(
+            zd[distinct], 0.5 * f[n, distinct] ** 2 * x[n], rtol=1e-12, atol=0
+        )
+        assert torch.all(zd[distinct] > 0)
+    common = -0.5 * ((1 - f[:, 1] ** 2) * x).sum()
+    assert float(zd[1]) == pytest.approx(float(common), rel=1e-12) and zd[1] < 0
+
+
+def test_theorem3_identity_and_bounds_along_eqn10():
+    """PAPER.md D.8-D.9: integrating Eqn 10 (beta = f^T f, gamma = 1; solve_ivp rtol 1e-11):
+    r_{l/l'|n}(t) = r(0) e^{2(z_ml(t) - z_ml(0))} (rel 1e-7); the dominant token's z and f rise;
+    the common token's z' < 0; and e^{2 f0^2 B} <= chi_{l0} <= e^{2B} with B = eta_z int xi."""
+    probs, queries = _toy_classes()
+    eta_z, M, K = 5.0, 8, 2
+
+    def rhs(_t, state):
+        Z = torch.zeros(M, M, dtype=torch.float64)
+        Z[0] = torch.from_numpy(state[:M])
+        f = theory.normalized_attention(theory.attention_limit(probs, Z, queries))
+        beta = f @ f.T
+        zd = theory.lemma4_zdot(f, beta, 1.0, queries, eta_z)[0]
+        return np.concatenate([zd.numpy(), eta_z * theory.xi(f, beta, 1.0).numpy()])
+
+    ts = np.linspace(0, 40, 41)
+    sol = solve_ivp(
+        rhs, (0, 40), np.zeros(M + K), t_eval=ts, rtol=1e-11, atol=1e-13, method="DOP853"
+    )
+    assert sol.success
+    z, Bn = sol.y[:M].T, sol.y[M:].T  # [S, M], [S, K]
+    assert z[-1, 4] > 0.5  # it actually moved
+    Zs = torch.zeros(len(ts), M, M, dtype=torch.float64)
+    Zs[:, 0] = torch.from_numpy(z)
+    f = theory.normalized_attention(theory.attention_limit(probs, Zs, queries))  # [S, K, M]
+    for n, l, lp in [(0, 4, 2), (0, 3, 2), (0, 4, 3), (1, 7, 5)]:
+        r = theory.relative_gain(f[:, n], l, lp).numpy()
+        np.testing.assert_allclose(r, r[0] * np.exp(2 * (z[:, l] - z[0, l])), rtol=1e-7)
+    assert np.all(np.diff(z[:, 4]) > 0) and np.all(np.diff(f[:, 0, 4].numpy()) > 0)
+    assert np.all(np.diff(z[:, 1]) < 0)
+    chi_l0 = np.exp(2 * (z[:, 4] - z[0, 4]))
+    lo, hi = theory.chi_bounds(Bn[:, 0], float(f[0, 0, 4]))
+    assert np.all(lo <= chi_l0 * (1 + 1e-9)) and np.all(chi_l0 <= hi * (1 + 1e-9))
+    assert chi_l0[-1] > lo[-1] * 1.01 and chi_l0[-1] < hi[-1] * 0.99  # strict, not degenerate
+
+
+def test_relative_gain_vectorized():
+    f = torch.tensor([[0.1, 0.2, 0.4], [0.3, 0.3, 0.6]], dtype=torch.float64)
+    r = theory.relative_gain(f, 2, 0)
+    torch.testing.assert_close(r, torch.tensor([15.0, 3.0], dtype=torch.float64))
+    r2 = theory.relative_gain(f, torch.tensor([1, 2]), torch.tensor([0, 0]))
+    assert r2.shape == (2, 2)
+    assert float(r2[0, 0]) == pytest.approx(3.0)
+
+
+# ---------------------------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize(
+    "call,exc,match",
+    [
+        (lambda: theory.h("1", 50, 1.0), TypeError, "t"),
+        (lambda: theory.h(None, 50, 1.0), TypeError, "t"),
+        (lambda: theory.h(True, 50, 1.0), TypeError, "t"),
+        (lambda: theory.h(np.array([True]), 50, 1.0), TypeError, "t"),
+        (lambda: theory.h(-1.0, 50, 1.0), ValueError, "t must be >= 0"),
+        (lambda: theory.h(float("nan"), 50, 1.0), ValueError, "t must be finite"),
+        (lambda: theory.h([1.0, float("inf")], 50, 1.0), ValueError, "t must be finite"),
+        (lambda: theory.h(1.0, 1, 1.0), ValueError, r"M must be an integer in \[2, inf\)"),
+        (lambda: theory.h(1.0, 50.0, 1.0), TypeError, "M must be an integer"),
+        (lambda: theory.h(1.0, 2.5, 1.0), TypeError, "M must be an integer"),
+        (lambda: theory.h(1.0, True, 1.0), TypeError, "M must be an integer"),
+        (lambda: theory.h(1.0, 50, 0.0), ValueError, "eta_y must be > 0"),
+        (lambda: theory.h(1.0, 50, -2.0), ValueError, "eta_y must be > 0"),
+        (lambda: theory.h(1.0, 50, float("nan")), ValueError, "eta_y must be finite"),
+        (lambda: theory.h(1e300, 10**5, 1e300), ValueError, "must be finite"),
+        (lambda: theory.h_star(1.5, 50, 1.0), TypeError, "s must be an integer"),
+        (lambda: theory.h_star(-1, 50, 1.0), ValueError, "s must be an integer >= 0"),
+        (lambda: theory.h_star(True, 50, 1.0), TypeError, "s must be an integer"),
+        (lambda: theory.lemma5_alpha(0, 50, 1.0), ValueError, "s must be an integer >= 1"),
+        (lambda: theory.gamma(1.0, 50, 0, 1.0), ValueError, "K must be an integer"),
+        (lambda: theory.Gamma(1.0, 50, 2, 1.0, -1.0), ValueError, "eta_z must be >= 0"),
+        (lambda: theory.B(1.0, 50, 2, 1.0, 1.0, 0.0), ValueError, "C0 must be > 0"),
+        (lambda: theory.B(1.0, 50, 2, 1.0, 1.0, "big"), TypeError, "C0"),
+        (lambda: theory.B_printed(1.0, 50, 2, 1.0, 1.0, -1.0), ValueError, "C0 must be > 0"),
+        (lambda: theory.t0(50, 2, 0.0), ValueError, "eta_y must be > 0"),
+        (lambda: theory.t0_prime(1, 2, 1.0), ValueError, "M must be"),
+        (lambda: theory.chi_bounds(-0.1, 0.5), ValueError, "B must be >= 0"),
+        (lambda: theory.chi_bounds(1.0, 1.5), ValueError, "f0 must be <= 1"),
+        (
+            lambda: theory.xi(torch.ones(2, 3), torch.ones(3, 3), 1.0),
+            ValueError,
+            "beta must have shape",
+        ),
+        (lambda: theory.xi(torch.ones(2, 3), torch.ones(2, 2), "x"), TypeError, "gamma"),
+        (
+            lambda: theory.lemma4_zdot(torch.ones(2, 3), torch.ones(2, 2), 1.0, [0, 3], 1.0),
+            ValueError,
+            "queries must hold token ids",
+        ),
+        (
+            lambda: theory.lemma4_zdot(torch.ones(2, 3), torch.ones(2, 2), 1.0, [0, 1], 1.0, M=4),
+            ValueError,
+            "M must equal",
+        ),
+        (
+            lambda: theory.lemma1_gradients(torch.zeros(3, 3), torch.zeros(3, 4), [0], 1, 2),
+            ValueError,
+            "Z must have shape",
+        ),
+        (
+            lambda: theory.lemma1_gradients(torch.zeros(3, 3), torch.zeros(3, 3), [0.0], 1, 2),
+            TypeError,
+            "context",
+        ),
+        (
+            lambda: theory.lemma1_gradients(torch.zeros(3, 3), torch.zeros(3, 3), [0], 3, 2),
+            ValueError,
+            r"query must be an integer in \[0, 2\]",
+        ),
+        (
+            lambda: theory.lemma1_gradients(
+                torch.zeros(3, 3), torch.zeros(3, 3), [0], 1, 2, normalize=1
+            ),
+            TypeError,
+            "normalize",
+        ),
+        (
+            lambda: theory.lemma1_gradients(
+                torch.zeros(3, 3, dtype=torch.int64), torch.zeros(3, 3), [0], 1, 2
+            ),
+            TypeError,
+            "Y must be a floating-point",
+        ),
+        (lambda: theory.relative_gain(torch.ones(3), 5, 0), ValueError, "l must"),
+    ],
+)
+def test_bad_inputs(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
