@@ -3,8 +3,9 @@
 Sections map to the paper: Lemma 2 (the T→∞ attention ``c`` and its ℓ2-normalized ``f``),
 Lemma 1 (closed-form gradients), Lemmas 5–7 (``h_star``, ``lemma5_alpha``, ``h``), the
 speed-control coefficient ``gamma`` (and its exact peak ``gamma_peak``) and ``Gamma`` (Eqn 128),
-Theorem 1(a)/2 (``xi``), Lemma 4 (``lemma4_zdot``), Theorem 3 (``relative_gain``, ``chi_bounds``) and Theorem 4 (``B``, ``B_printed``, ``B_scanning``,
-``B_snapping``, ``dB_dlog_t``, ``z_common``, ``chi``, ``t0``, ``t0_prime``).
+Theorem 1(a)/2 (``xi``), Lemma 4 (``lemma4_zdot``), Theorem 3 (``relative_gain``,
+``chi_bounds``) and Theorem 4 (``B``, ``B_printed``, ``B_scanning``, ``B_snapping``,
+``dB_dlog_t``, ``z_common``, ``chi``, ``t0``, ``t0_prime``).
 
 Scalar closed forms take Python numbers, numpy arrays or torch tensors (broadcast) and return
 float64 numpy: a ``numpy.float64`` (a ``float`` subclass) when all inputs are scalars, else an
