@@ -1,1 +1,377 @@
-"""Paper figures (filled in by the chapter that regenerates them)."""
+"""The phase transition (Section 6, App. F–G): Theorem 4, Figs 3, 6, 9, 11 and 12, and the
+scan-then-snap picture in real runs.
+
+Theory figures use :mod:`scansnap.theory` (``B_n`` from the exact ``h`` of Lemma 6, Eqn 129 with
+``B_n(0) = 0``); the paper never gives ``C_0 = ρ_0^4/K`` (PAPER.md A.8, B.6–B.7), so every
+theory figure takes ``C0`` and states the value it used in ``data["C0"]``. Sweep figures use
+:func:`scansnap.sweeps.fig6_sweep` and accept an already computed ``sweep=`` so a page that runs
+the sweep once can draw Figs 6, 11 and 12 from it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .. import metrics, sweeps, theory
+from .._validate import as_float_list, as_int_list, check_bool, check_float, check_int
+from ..data import SequenceClasses
+from ..dynamics import Run, train
+from . import FigureResult, register
+
+#: Fig 3's C_0: ρ_0 = 0.5, K = 10 (PAPER.md B.6 [R]; reproduces the figure's ~600 scale).
+FIG3_C0 = 0.5**4 / 10
+#: Fig 9's C_0 (PAPER.md B.7 [R]: with K = 1 it reproduces both panels' y-ranges).
+FIG9_C0 = 1.0
+FIG9_K = 1
+_COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _check_positive(name: str, value: Any) -> float:
+    return check_float(name, value, low=0.0, low_open=True)
+
+
+# --- Theorem 4 ------------------------------------------------------------------------------
+def theorem4_figure(M: int = 1000, K: int = 10, eta_y: float = 1.0, eta_z: float = 0.5,
+                    C0: float = FIG3_C0, t_max: float | None = None,
+                    num: int = 400) -> FigureResult:
+    """Theorem 4: ``B_n(t)`` from the exact ``h`` (Eqn 129 with ``B_n(0) = 0``) against its two
+    asymptotic regimes — scanning, ``¼ ln(1 + 2(M-1)²η_Yη_Z t²/(K M² C_0))`` (``O(ln t)``) and
+    snapping, ``¼ ln(1 + 2K(M-1)²(η_Z/η_Y) ln²(Mη_Y t/K)/(M² C_0))`` (``O(ln ln t)``) — on a
+    log-``t`` axis with ``t_0' = K ln M/η_Y`` and ``t_0 = 2K ln M/η_Y`` marked (left), and the
+    slope ``dB_n/d ln t`` against ``½`` and ``1/(2 ln(Mη_Y t/K))`` (right). The printed Eqn 129
+    (``B_n(0) = ¼ ln C_0``) is drawn dotted. ``t`` runs log-spaced to ``t_max``
+    (default ``1000 t_0``).
+    """
+    M, K = check_int("M", M, low=2), check_int("K", K, low=1)
+    eta_y, eta_z = _check_positive("eta_y", eta_y), _check_positive("eta_z", eta_z)
+    C0 = _check_positive("C0", C0)
+    num = check_int("num", num, low=10)
+    T0, T0p = float(theory.t0(M, K, eta_y)), float(theory.t0_prime(M, K, eta_y))
+    t_max = 1000 * T0 if t_max is None else _check_positive("t_max", t_max)
+    t = np.geomspace(t_max * 1e-6, t_max, num)
+    args = dict(M=M, K=K, eta_y=eta_y, eta_z=eta_z, C0=C0)
+    Bt, Bscan, Bsnap = theory.B(t, **args), theory.B_scanning(t, **args), theory.B_snapping(t, **args)
+    Bprinted = theory.B_printed(t, **args)
+    slope = theory.dB_dlog_t(t, **args)
+    late = 1 / (2 * np.log(np.maximum(M * eta_y * t / K, math.e)))
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    ax.plot(t, Bt, color="k", lw=2.2, label=r"$B_n(t)$, exact $h$ (Eqn 129, $B_n(0)=0$)")
+    ax.plot(t, Bscan, "--", color=_COLORS[0], label=r"scanning: $O(\ln t)$")
+    snap_ok = t >= T0p
+    ax.plot(t[snap_ok], Bsnap[snap_ok], "--", color=_COLORS[1], label=r"snapping: $O(\ln\ln t)$")
+    ax.plot(t, Bprinted, ":", color="0.45", label=r"as printed: $\frac{1}{4}\ln(C_0+4\Gamma)$")
+    top = float(Bt.max()) * 1.25
+    for x, name in ((T0p, r"$t_0'$"), (T0, r"$t_0$")):
+        ax.axvline(x, color="0.6", ls=":", lw=1)
+        ax.text(x, top * 0.97, name, ha="center", va="top", fontsize=10,
+                bbox=dict(fc="white", ec="none", pad=1))
+    ax.set(xscale="log", xlabel="t (steps)", ylabel=r"$B_n(t)$", ylim=(min(0, float(Bprinted.min())) - 0.05, top),
+           title=f"Theorem 4: M={M}, K={K}, $\\eta_Y$={eta_y:g}, $\\eta_Z$={eta_z:g}, $C_0$={C0:.3g}")
+    ax.legend(fontsize=8, loc="upper left")
+    bx.plot(t, slope, color="k", lw=2.2, label=r"$dB_n/d\ln t$")
+    bx.axhline(0.5, color=_COLORS[0], ls="--", label=r"$\frac{1}{2}$ (scanning)")
+    bx.plot(t[snap_ok], late[snap_ok], "--", color=_COLORS[1], label=r"$1/(2\ln(M\eta_Y t/K))$ (snapping)")
+    for x in (T0p, T0):
+        bx.axvline(x, color="0.6", ls=":", lw=1)
+    bx.set(xscale="log", xlabel="t (steps)", ylabel=r"$dB_n/d\ln t$", ylim=(0, 0.6),
+           title="the slope: ½ while scanning, → 0 after snapping")
+    bx.legend(fontsize=8, loc="upper right")
+    i0 = int(np.argmin(abs(t - T0)))
+    data = dict(M=M, K=K, eta_y=eta_y, eta_z=eta_z, C0=C0, t0=T0, t0_prime=T0p, t=t, B=Bt,
+                B_scanning=Bscan, B_snapping=Bsnap, B_printed=Bprinted, slope=slope,
+                B_at_t0=float(theory.B(T0, **args)), slope_at_t0=float(slope[i0]),
+                B_printed_at_0=float(theory.B_printed(0.0, **args)))
+    return FigureResult(fig, data)
+
+
+# --- Fig 3 ----------------------------------------------------------------------------------
+@register(3)
+def fig3(quick: bool = False, progress: bool = False, *, C0: float = FIG3_C0,
+         eta_y: Sequence[float] = (0.5, 1.0, 2.0, 5.0), eta_z: float = 0.5, M: int = 1000,
+         K: int = 10, t_max: float = 700.0) -> FigureResult:
+    """Fig 3: the growth factor ``χ(t) = e^{2 B_n(t)}`` (Theorem 3's upper bound with Theorem 4's
+    ``B_n``), ``K = 10``, ``M = 1000``, ``η_Z = 0.5``, ``η_Y ∈ {0.5, 1, 2, 5}``, ``t ∈ [0, 700]``,
+    dotted ``t_0 = 2K ln M/η_Y``. ``C_0`` is not given by the paper: the default ``ρ_0 = 0.5``,
+    ``C_0 = ρ_0^4/K = 0.00625`` reproduces its ~600 scale (PAPER.md B.6, unverified)."""
+    check_bool("quick", quick), check_bool("progress", progress)
+    C0 = _check_positive("C0", C0)
+    etas = as_float_list("eta_y", eta_y, low=0.0)
+    eta_z = _check_positive("eta_z", eta_z)
+    M, K = check_int("M", M, low=2), check_int("K", K, low=1)
+    t_max = _check_positive("t_max", t_max)
+    t = np.linspace(0.0, t_max, 201 if quick else 701)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
+    curves, t0s = [], []
+    for i, ey in enumerate(etas):
+        chi = theory.chi(t, M=M, K=K, eta_y=ey, eta_z=eta_z, C0=C0)
+        T0 = float(theory.t0(M, K, ey))
+        ax.plot(t, chi, color=_COLORS[i % 10], lw=2, label=f"$\\eta_Y$ = {ey:g}")
+        if T0 <= t_max:
+            ax.axvline(T0, color=_COLORS[i % 10], ls=":", lw=1.3)
+        curves.append(chi)
+        t0s.append(T0)
+    ax.set(xlabel="t (steps)", ylabel=r"growth factor $\chi(t)=e^{2B_n(t)}$", xlim=(0, t_max),
+           title=f"Fig 3: K={K}, M={M}, $\\eta_Z$={eta_z:g}, $C_0$={C0:.3g} (dotted: $t_0$)")
+    ax.legend(loc="upper left")
+    data = dict(C0=C0, M=M, K=K, eta_z=eta_z, eta_y=etas, t=t, chi=np.array(curves), t0=t0s,
+                chi_final=[float(c[-1]) for c in curves])
+    return FigureResult(fig, data)
+
+
+# --- Fig 9 ----------------------------------------------------------------------------------
+FIG9_PANELS = ({"nu": 10.0, "M": 100, "eta_z": (0.5, 1.0, 2.0, 4.0, 8.0), "t_max": 5.0},
+               {"nu": 1.0, "M": 10000, "eta_z": (0.5, 1.0, 2.0, 4.0, 8.0), "t_max": 50.0})
+
+
+@register(9)
+def fig9(quick: bool = False, progress: bool = False, *, C0: float = FIG9_C0,
+         K: int = FIG9_K) -> FigureResult:
+    """Fig 9: ``B_n(t)`` at fixed ``ν = η_Y/η_Z`` — (ν = 10, M = 100), ``η_Z ∈ {0.5,…,8}``,
+    ``t ≤ 5``; (ν = 1, M = 10000), ``t ≤ 50``. A dot marks ``B_n(t_0)``: the same for every
+    ``η_Z`` (Eqns 132–133). ``K = 1``, ``C_0 = 1`` are inferred (PAPER.md B.7 [R]); with
+    ``C_0 = 1`` the printed and corrected ``B_n`` coincide. (The caption's ``ν = η_Z/η_Y`` is a
+    typo for the text's ``ν = η_Y/η_Z``.)"""
+    check_bool("quick", quick), check_bool("progress", progress)
+    C0 = _check_positive("C0", C0)
+    K = check_int("K", K, low=1)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), constrained_layout=True)
+    panels = []
+    for ax, spec in zip(axes, FIG9_PANELS):
+        t = np.linspace(0.0, spec["t_max"], 101 if quick else 501)
+        out = dict(nu=spec["nu"], M=spec["M"], K=K, t=t, eta_z=list(spec["eta_z"]), B=[],
+                   t0=[], B_at_t0=[])
+        for i, ez in enumerate(spec["eta_z"]):
+            ey = spec["nu"] * ez
+            Bt = theory.B(t, M=spec["M"], K=K, eta_y=ey, eta_z=ez, C0=C0)
+            T0 = float(theory.t0(spec["M"], K, ey))
+            B0 = float(theory.B(T0, M=spec["M"], K=K, eta_y=ey, eta_z=ez, C0=C0))
+            ax.plot(t, Bt, color=_COLORS[i], lw=2, label=f"$\\eta_Z$={ez:g}, $\\eta_Y$={ey:g}")
+            if T0 <= spec["t_max"]:
+                ax.plot([T0], [B0], "o", color=_COLORS[i], ms=7, mec="k")
+            out["B"].append(Bt), out["t0"].append(T0), out["B_at_t0"].append(B0)
+        ax.set(xlabel="t (steps)", ylabel=r"$B_n(t)$", xlim=(0, spec["t_max"]),
+               title=f"$\\nu=\\eta_Y/\\eta_Z$={spec['nu']:g}, M={spec['M']} (dot: $B_n(t_0)$)")
+        ax.legend(fontsize=8, loc="lower right")
+        out["B"] = np.array(out["B"])
+        panels.append(out)
+    fig.suptitle(f"Fig 9: K={K}, $C_0$={C0:g}", fontsize=11)
+    return FigureResult(fig, dict(C0=C0, K=K, panels=panels))
+
+
+# --- Fig 6 ----------------------------------------------------------------------------------
+def _sweep_for(quick: bool, progress: bool, inits: Sequence[str]) -> sweeps.Sweep:
+    seeds = (1, 2, 3) if quick else sweeps.SEEDS
+    return sweeps.fig6_sweep(seeds=seeds, inits=tuple(inits), progress=progress)
+
+
+def _panel_axes(n_rows: int, n_cols: int, height: float = 3.3) -> tuple[plt.Figure, np.ndarray]:
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, height * n_rows),
+                             constrained_layout=True, squeeze=False)
+    return fig, axes
+
+
+def draw_fig6_panel(ax: plt.Axes, sweep: sweeps.Sweep, num_queries: int, init: str = "random",
+                    error: str = "sem", legend: bool = True) -> None:
+    """One Fig 6 panel: mean distinct-token entropy vs ``η_Y/η_Z`` (log x), one line per ``η_Z``,
+    error bars ``error`` ∈ {"sem", "std"} over seeds, dashed line at ratio 1."""
+    if error not in ("sem", "std"):
+        raise ValueError(f"error must be 'sem' or 'std', got {error!r}")
+    st = sweep.stats(num_queries, init)
+    K, M = next((k, m) for q, k, m in sweep.panels if q == num_queries)
+    for i, ez in enumerate(sweep.eta_z):
+        ax.errorbar(sweep.ratios, st["mean"][i], yerr=st[error][i], marker="o", ms=4, capsize=3,
+                    color=_COLORS[i % 10], label=f"$\\eta_Z$={ez:g}")
+    ax.axvline(1.0, color="0.5", ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_xticks(sweep.ratios, [f"{r:g}" for r in sweep.ratios])
+    ax.minorticks_off()
+    ax.set(xlabel=r"$\eta_Y/\eta_Z$", title=f"#last/next = {num_queries}/{K} (M={M}), {init} init")
+    if legend:
+        ax.legend(fontsize=8)
+
+
+@register(6)
+def fig6(quick: bool = False, progress: bool = False, *, sweep: sweeps.Sweep | None = None,
+         inits: Sequence[str] = ("random", "zero")) -> FigureResult:
+    """Fig 6: entropy of ``c_n`` on each class's distinct tokens (renormalized, averaged over
+    classes) after 100 SGD steps vs ``η_Y/η_Z``, one line per ``η_Z``, mean ± standard error over
+    seeds (the paper's ± is the per-seed std, PAPER.md B.4; both are in ``data``). Top row: the
+    authors' random init (the paper's figure); bottom row: the theory's zero init.
+
+    Without ``quick`` this is the paper's full sweep, 640 runs per init (:func:`fig6_sweep`);
+    ``quick`` uses seeds 1–3. Pass a precomputed ``sweep`` to draw it without re-running.
+    ``data`` is ``{"panels": [{"num_queries", "K", "M", "cells": [{"eta_z", "ratio", "init",
+    "mean", "sem", "std", "n"}, ...]}, ...], "checks": ..., "settings": ...}``.
+    """
+    quick, progress = check_bool("quick", quick), check_bool("progress", progress)
+    if sweep is None:
+        sweep = _sweep_for(quick, progress, inits)
+    elif not isinstance(sweep, sweeps.Sweep):
+        raise TypeError(f"sweep must be a Sweep from scansnap.sweeps.fig6_sweep, got {type(sweep).__name__}")
+    fig, axes = _panel_axes(len(sweep.inits), len(sweep.panels))
+    for r, init in enumerate(sweep.inits):
+        for c, (q, _, _) in enumerate(sweep.panels):
+            draw_fig6_panel(axes[r, c], sweep, q, init, legend=(c == 0))
+        axes[r, 0].set_ylabel("distinct-token entropy (nats)")
+    # one y-range per row so panels compare at a glance
+    for r in range(len(sweep.inits)):
+        lo = min(a.get_ylim()[0] for a in axes[r])
+        hi = max(a.get_ylim()[1] for a in axes[r])
+        for a in axes[r]:
+            a.set_ylim(lo, hi)
+    fig.suptitle(f"Fig 6: {sweep.num_runs} runs, {len(sweep.seeds)} seeds, mean ± s.e.m.",
+                 fontsize=11)
+    data = sweep.to_json()
+    data["checks"] = {init: sweeps.structural_checks(sweep, init) for init in sweep.inits}
+    return FigureResult(fig, data)
+
+
+# --- Figs 11 and 12 -------------------------------------------------------------------------
+def _recall_figure(sweep: sweeps.Sweep, vary: str, eta_z: float, ratio: float,
+                   init: str) -> FigureResult:
+    fig, axes = _panel_axes(1, len(sweep.panels), height=3.2)
+    panels = []
+    ez_i = _find("eta_z", sweep.eta_z, eta_z)
+    r_i = _find("ratio", sweep.ratios, ratio)
+    for ax, (q, K, M) in zip(axes[0], sweep.panels):
+        rec = sweep.recall[(q, init)].mean(axis=2)  # [n_eta_z, n_ratios, L]: mean over seeds
+        x = sweep.thresholds[q]
+        lines = ([(f"$\\eta_Y/\\eta_Z$={r:g}", rec[ez_i, j]) for j, r in enumerate(sweep.ratios)]
+                 if vary == "ratio" else
+                 [(f"$\\eta_Z$={e:g}", rec[i, r_i]) for i, e in enumerate(sweep.eta_z)])
+        for k, (label, y) in enumerate(lines):
+            ax.plot(x, y, color=_COLORS[k % 10], lw=2, label=label)
+        ax.axvline(1 / M, color="0.5", ls=":", lw=1)
+        ax.set(xlabel="threshold", ylim=(-0.02, 1.02), title=f"#last/next = {q}/{K} (M={M})")
+        ax.tick_params(axis="x", labelsize=8)
+        panels.append(dict(num_queries=q, K=K, M=M, thresholds=x,
+                           curves={label: y for label, y in lines}))
+    axes[0, 0].set_ylabel("recall of distinct tokens")
+    axes[0, 0].legend(fontsize=8)
+    fixed = f"$\\eta_Z$={eta_z:g}" if vary == "ratio" else f"$\\eta_Y/\\eta_Z$={ratio:g}"
+    fig.suptitle(f"recall vs threshold, {init} init, {fixed}, mean over {len(sweep.seeds)} seeds "
+                 "(dotted: 1/M)", fontsize=11)
+    return FigureResult(fig, dict(vary=vary, eta_z=eta_z, ratio=ratio, init=init, panels=panels))
+
+
+def _find(name: str, values: list[float], value: float) -> int:
+    value = check_float(name, value)
+    for i, v in enumerate(values):
+        if math.isclose(v, value):
+            return i
+    raise ValueError(f"{name} must be one of the swept values {values}, got {value}")
+
+
+@register(11)
+def fig11(quick: bool = False, progress: bool = False, *, sweep: sweeps.Sweep | None = None,
+          eta_z: float = 1.0, init: str = "random") -> FigureResult:
+    """Fig 11 (App. G): recall of distinct tokens vs threshold, one line per ``η_Y/η_Z``, at
+    ``η_Z = eta_z`` (the paper does not say which; 1 here), mean over seeds, one panel per
+    Fig 6 vocabulary. The attention thresholded is ``softmax(z_m)`` over all ``M`` tokens (an
+    inference, :func:`scansnap.metrics.recall_vs_threshold`)."""
+    quick, progress = check_bool("quick", quick), check_bool("progress", progress)
+    sweep = _sweep_for(quick, progress, (init,)) if sweep is None else sweep
+    return _recall_figure(sweep, "ratio", eta_z, 1.0, init)
+
+
+@register(12)
+def fig12(quick: bool = False, progress: bool = False, *, sweep: sweeps.Sweep | None = None,
+          ratio: float = 1.0, init: str = "random") -> FigureResult:
+    """Fig 12 (App. G): recall of distinct tokens vs threshold, one line per ``η_Z``, at
+    ``η_Y/η_Z = ratio`` (the paper does not say which; 1 here), mean over seeds."""
+    quick, progress = check_bool("quick", quick), check_bool("progress", progress)
+    sweep = _sweep_for(quick, progress, (init,)) if sweep is None else sweep
+    return _recall_figure(sweep, "eta_z", 1.0, ratio, init)
+
+
+# --- scan then snap in real runs ------------------------------------------------------------
+def scan_snap_runs(num_queries: int = 1, eta_z: Sequence[float] = (0.5, 1.0, 2.0, 3.0),
+                   ratio: float = 1.0, seeds: Sequence[int] = tuple(range(1, 11)),
+                   steps: int = 100, init: str = "zero",
+                   dtype: torch.dtype = torch.float64) -> Run:
+    """Real SGD runs for the scan-then-snap picture: Syn-Medium with ``num_queries`` queries
+    (2 classes each), ``η_Y = ratio · η_Z`` for each ``η_Z``, momentum 0.9, batch 128,
+    ``T = 128``, a snapshot every step (PAPER.md D.15). Returns the :class:`Run` (runs in
+    ``product(η_Y, η_Z, seeds)`` order: only the ``η_Y = ratio·η_Z`` pairs are run, one
+    :func:`train` call per ``η_Z``, concatenated)."""
+    q = check_int("num_queries", num_queries, low=1)
+    etas = as_float_list("eta_z", eta_z, low=0.0)
+    ratio = _check_positive("ratio", ratio)
+    seed_list = as_int_list("seeds", seeds, low=0)
+    classes = SequenceClasses(num_queries=q, next_per_query=2)
+    runs = [train(classes, eta_y=ratio * ez, eta_z=ez, seeds=seed_list, steps=steps,
+                  init=init, record_every=1, dtype=dtype, progress=False) for ez in etas]
+    first = runs[0]
+    settings = dict(first.settings, grid=([ratio], etas, seed_list), pairs=True)
+    # grid() of the concatenation reshapes as [1, n_eta_z, n_seeds]: one η_Y per η_Z.
+    return Run(classes=classes, configs=[c for r in runs for c in r.configs], steps=first.steps,
+               Y=torch.cat([r.Y for r in runs]), Z=torch.cat([r.Z for r in runs]),
+               loss=torch.cat([r.loss for r in runs]),
+               diverged=torch.cat([r.diverged for r in runs]), settings=settings)
+
+
+def scan_snap_summary(run: Run) -> dict[str, np.ndarray]:
+    """Per-``η_Z`` seed means over steps of a :func:`scan_snap_runs` run: ``entropy [E, S]``
+    (distinct-token entropy averaged over classes), ``dominant [E, S]`` (``z_{ψ(n), l_0}`` of the
+    most likely distinct token ``l_0``, minus its initial value, averaged over classes),
+    ``common [E, S]`` (mean common-token logit change), plus ``steps`` and ``eta_z``."""
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a Run, got {type(run).__name__}")
+    classes = run.classes
+    grid = lambda v: run.grid(v)[0]  # noqa: E731 — [n_eta_z, n_seeds, ...]
+    H = grid(metrics.distinct_entropy(classes, run.Z).mean(-1))  # [E, N, S]
+    dl = metrics.distinct_logits(classes, run.Z)[..., -1]  # [R, S, K]: l0 = most likely distinct
+    dom = grid((dl - dl[:, :1]).mean(-1))
+    cl = metrics.common_logits(classes, run.Z)
+    com = grid((cl - cl[:, :1]).mean((-1, -2)))
+    return dict(steps=run.steps.numpy(), eta_z=np.array(run.settings["grid"][1]),
+                ratio=float(run.settings["grid"][0][0]), entropy=H.mean(1).numpy(),
+                entropy_sem=(H.std(1) / math.sqrt(H.shape[1])).numpy(), dominant=dom.mean(1).numpy(),
+                common=com.mean(1).numpy())
+
+
+def scan_snap_figure(run: Run, C0: float | None = None, momentum: float = 0.9) -> FigureResult:
+    """Scan then snap in real runs: the distinct-token entropy (left) and the dominant distinct
+    token's logit gain ``z_{m l_0}(t) - z_{m l_0}(0)`` (right, log-``t``) against Theorem 4's
+    ``B_n(t)`` — which bounds it, ``χ_{l_0} = e^{2Δz} ≤ e^{2B_n}`` (Theorem 3) — evaluated with
+    the run's ``M``, ``K`` and the effective SGD-with-momentum rates ``η/(1-μ)``. ``C0`` defaults
+    to ``ρ_0^4/K`` with ``ρ_0 = ||P(·|n)||_2 / P(common|n)`` at zero init (the normalizer of
+    ``f_n`` in App. F's units); the paper gives no value."""
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a Run, got {type(run).__name__}")
+    momentum = check_float("momentum", momentum, low=0.0, high=0.999)
+    s = scan_snap_summary(run)
+    classes = run.classes
+    p = classes.probs()[0]
+    rho0 = float(torch.linalg.vector_norm(p) / p[classes.common_index[0, 0]])
+    C0 = rho0**4 / classes.K if C0 is None else _check_positive("C0", C0)
+    steps = s["steps"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.0), constrained_layout=True)
+    t = np.geomspace(1, steps[-1], 200)
+    theory_B = []
+    for i, ez in enumerate(s["eta_z"]):
+        col = _COLORS[i % 10]
+        ax.plot(steps, s["entropy"][i], color=col, lw=2, label=f"$\\eta_Z$={ez:g}")
+        ax.fill_between(steps, s["entropy"][i] - s["entropy_sem"][i],
+                        s["entropy"][i] + s["entropy_sem"][i], color=col, alpha=0.2, lw=0)
+        bx.plot(steps[1:], s["dominant"][i, 1:], color=col, lw=2, label=f"run, $\\eta_Z$={ez:g}")
+        eff_y, eff_z = s["ratio"] * ez / (1 - momentum), ez / (1 - momentum)
+        Bt = theory.B(t, M=classes.M, K=classes.K, eta_y=eff_y, eta_z=eff_z, C0=C0)
+        bx.plot(t, Bt, ls="--", color=col, lw=1.3)
+        theory_B.append(Bt)
+    ax.axhline(math.log(classes.distinct_per_next), color="0.5", ls=":", lw=1)
+    ax.set(xlabel="SGD step", ylabel="distinct-token entropy (nats)",
+           title=f"M={classes.M}, K={classes.K}, $\\eta_Y/\\eta_Z$={s['ratio']:g}: falls, then freezes")
+    ax.legend(fontsize=8)
+    bx.set(xscale="log", xlabel="SGD step (log)", ylabel=r"$z_{m l_0}(t)-z_{m l_0}(0)$",
+           title=r"dominant token's logit (solid) vs $B_n(t)$ (dashed)")
+    bx.legend(fontsize=8, loc="upper left")
+    data = dict(s, C0=C0, rho0=rho0, momentum=momentum, t_theory=t, B_theory=np.array(theory_B))
+    return FigureResult(fig, data)
