@@ -1,1 +1,278 @@
-"""Paper figures (filled in by the chapter that regenerates them)."""
+"""The fates of tokens (Section 5, Section 8): Figs 4 and 5, and the plots of Chapter 4.
+
+Fig 4 follows the authors' ``figure_4_create.py`` (PAPER.md B.2): Syn-Small, zero init, SGD with
+momentum 0.9, batch 128, T = 128, seed 2, checkpoints every 2 iterations; rows are iterations
+0, 2, 4, 6, 8, 10 and "Final", which in their script is iteration **48** (the last checkpoint of
+``range(0, 50, 2)``), columns are tokens 0–19 of class 1 (10 common, then class 1's 10 distinct
+tokens, least to most likely). Fig 5 is the same picture with Adam (PAPER.md B.3: no command
+was released; we use the Fig 4 command with ``opt.method=adam``).
+
+Our sampler is not the authors' (token-count draws from torch's generator, PAPER.md B.0), so
+"seed 2" names a run, not their exact batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .. import decompose, metrics
+from .._validate import as_float_list, check_choice, check_int
+from ..data import SequenceClasses
+from ..dynamics import Run, population, train
+from . import FigureResult, register
+
+#: Rows of the authors' Fig 4: iterations 0..10 every 2, then "Final" (= iteration 48 in their script).
+FIG4_ITERATIONS = (0, 2, 4, 6, 8, 10)
+FIG4_FINAL = 48
+FIG4_SEED = 2
+
+
+def syn_small() -> SequenceClasses:
+    """Syn-Small (PAPER.md B.1): K = 2 classes, each with its own query, 10 common tokens,
+    10 distinct tokens per class with weights ``linspace(0.1, 1, 10)``; M = 34."""
+    return SequenceClasses()
+
+
+def fig4_run(eta_y: float | Sequence[float] = (1.0, 10.0), eta_z: float = 1.0,
+             optimizer: str = "sgd", steps: int = 100, batch_size: int = 128,
+             seq_len: int = 128, seed: int = FIG4_SEED, record_every: int = 2,
+             progress: bool | None = None) -> Run:
+    """The authors' Syn-Small command (PAPER.md B.1), batched over ``eta_y``: zero init,
+    momentum 0.9 (SGD) or PyTorch-default Adam, float32. Returns the :class:`Run`."""
+    optimizer = check_choice("optimizer", optimizer, ("sgd", "adam"))
+    return train(syn_small(), eta_y=eta_y, eta_z=eta_z, steps=steps, batch_size=batch_size,
+                 seq_len=seq_len, optimizer=optimizer, momentum=0.9, init="zero", seeds=[seed],
+                 record_every=record_every, dtype=torch.float32, progress=progress)
+
+
+def attention_rows(run: Run, index: int, iterations: Sequence[int], n: int = 0,
+                   tokens: int = 20) -> np.ndarray:
+    """``c_n`` over the first ``tokens`` token ids at the given ``iterations`` of run ``index``:
+    ``[len(iterations), tokens]`` (each must be a recorded step)."""
+    steps = run.steps.tolist()
+    missing = [i for i in iterations if i not in steps]
+    if missing:
+        raise ValueError(f"iterations must be recorded steps of the run, {missing} are not "
+                         f"(recorded: {steps[:6]}...)")
+    c = run.attention()[index]  # [S, K, M]
+    return c[[steps.index(i) for i in iterations], n, :tokens].double().numpy()
+
+
+def draw_attention_rows(ax: Axes, rows: np.ndarray, labels: Sequence[str], title: str,
+                        vmax: float | None = None, num_common: int = 10) -> Any:
+    """Fig 4's panel: rows of ``c_1`` as an image, separators after the common and distinct
+    blocks (the authors' dashed white lines at 9.5 and 19.5)."""
+    image = ax.imshow(rows, aspect="auto", cmap="viridis", vmin=0, vmax=vmax)
+    for x in (num_common - 0.5, rows.shape[1] - 0.5):
+        ax.axvline(x, color="w", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xticks([0, 5, 10, 15, 19])
+    ax.set_xlabel("token id  (0–9 common · 10–19 distinct, class 1)")
+    ax.set_title(title, fontsize=10)
+    return image
+
+
+def _panel_data(classes: SequenceClasses, run: Run, index: int, final: int) -> dict[str, Any]:
+    steps = run.steps.tolist()
+    Z_final, Z_last = run.Z[index, steps.index(final)], run.Z[index, -1]
+    out: dict[str, Any] = {"eta_y": run.configs[index][0], "eta_z": run.configs[index][1]}
+    for name, Z in (("final", Z_final), ("last", Z_last)):
+        out[f"distinct_entropy_{name}"] = float(metrics.distinct_entropy(classes, Z)[0])
+        out[f"common_mass_{name}"] = float(metrics.common_mass(classes, Z)[0])
+        out[f"max_weight_{name}"] = float(metrics.max_weight(classes, Z)[0])
+    out["loss"] = run.loss[index].double().tolist()
+    return out
+
+
+def _attention_figure(run: Run, titles: Sequence[str], final: int,
+                      with_loss: bool) -> tuple[Figure, dict[str, Any]]:
+    classes = run.classes
+    iterations = [*FIG4_ITERATIONS, final]
+    labels = [f"Iter {i}" for i in FIG4_ITERATIONS] + [f"Final ({final})"]
+    R = len(run.configs)
+    ncols = R + int(with_loss)
+    fig, axes = plt.subplots(1, ncols, figsize=(4.1 * ncols, 3.6), layout="constrained")
+    rows = [attention_rows(run, i, iterations) for i in range(R)]
+    vmax = max(float(r.max()) for r in rows)
+    panels = []
+    for i, ax in enumerate(axes[:R]):
+        image = draw_attention_rows(ax, rows[i], labels, titles[i], vmax=vmax)
+        panel = _panel_data(classes, run, i, final)
+        panel["c1_rows"] = rows[i].tolist()
+        panels.append(panel)
+    fig.colorbar(image, ax=list(axes[:R]), shrink=0.8, label=r"$c_{l|1}$")
+    if with_loss:
+        ax = axes[-1]
+        for i in range(R):
+            ax.semilogy(run.loss[i].double().numpy().clip(1e-8), label=titles[i])
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("training loss")
+        ax.set_title("loss (first value = ln 34)", fontsize=10)
+        ax.legend(fontsize=8)
+    data = {"iterations": iterations, "final_iteration": final,
+            "last_iteration": int(run.steps[-1]), "tokens": list(range(20)), "panels": panels,
+            "seed": run.configs[0][2], "settings": {k: v for k, v in run.settings.items()
+                                                    if k in ("optimizer", "momentum", "init",
+                                                             "batch_size", "seq_len")}}
+    return fig, data
+
+
+@register(4)
+def fig4(quick: bool = False, progress: bool = False) -> FigureResult:
+    """Fig 4: c_1 on Syn-Small under SGD, η_Y = η_Z = 1 (left) vs η_Y = 10, η_Z = 1 (right).
+
+    The authors' settings (seed 2, 100 iterations, checkpoints every 2); "Final" = iteration 48 as
+    in their ``figure_4_create.py``. ``data`` also holds the sparsity measures at iteration 48
+    and at the last iteration, and the loss curves. ``quick``: 50 iterations, batch 64.
+    """
+    run = fig4_run(steps=50 if quick else 100, batch_size=64 if quick else 128,
+                   progress=progress)
+    fig, data = _attention_figure(run, [r"$\eta_Y=\eta_Z=1$", r"$\eta_Y=10,\ \eta_Z=1$"],
+                                  FIG4_FINAL, with_loss=True)
+    fig.suptitle("Fig 4 — SGD on Syn-Small: attention of class 1 over training", fontsize=11)
+    data["quick"] = quick
+    return FigureResult(fig, data)
+
+
+#: Fig 5's learning rates (Adam, η_Y = η_Z).
+FIG5_ETAS = (0.1, 0.5, 1.0)
+
+
+@register(5)
+def fig5(quick: bool = False, progress: bool = False) -> FigureResult:
+    """Fig 5: c_1 on Syn-Small with Adam at η_Y = η_Z ∈ {0.1, 0.5, 1} (otherwise Fig 4's
+    command). Different learning rates pick different subsets of distinct tokens. ``data``
+    records, per η, the distinct tokens holding most attention at the final iteration (48) and
+    at the last one. ``quick``: 50 iterations, batch 64."""
+    classes = syn_small()
+    runs = [fig4_run(eta_y=eta, eta_z=eta, optimizer="adam", steps=50 if quick else 100,
+                     batch_size=64 if quick else 128, progress=progress) for eta in FIG5_ETAS]
+    # Stack the three single-run results into one Run-like view for the shared drawing code.
+    run = Run(classes=classes, configs=[r.configs[0] for r in runs], steps=runs[0].steps,
+              Y=torch.cat([r.Y for r in runs]), Z=torch.cat([r.Z for r in runs]),
+              loss=torch.cat([r.loss for r in runs]), diverged=torch.cat([r.diverged for r in runs]),
+              settings=runs[0].settings)
+    fig, data = _attention_figure(run, [rf"Adam, $\eta_Y=\eta_Z={eta:g}$" for eta in FIG5_ETAS],
+                                  FIG4_FINAL, with_loss=False)
+    fig.suptitle("Fig 5 — Adam on Syn-Small: the learning rate picks which distinct tokens win",
+                 fontsize=11)
+    distinct = classes.distinct_tokens(0)
+    for panel, i in zip(data["panels"], range(len(FIG5_ETAS))):
+        c = run.attention()[i, :, 0]  # [S, M]
+        for name, s in (("final", run.steps.tolist().index(FIG4_FINAL)), ("last", -1)):
+            on = c[s, distinct].double()
+            order = torch.argsort(on, descending=True)
+            panel[f"top3_distinct_{name}"] = distinct[order[:3]].tolist()
+    data["etas"] = list(FIG5_ETAS)
+    data["quick"] = quick
+    return FigureResult(fig, data)
+
+
+# --- Chapter 4 helpers -------------------------------------------------------------------------
+def logit_trajectories(run: Run, index: int = 0, n: int = 0,
+                       ax: Axes | None = None) -> Figure:
+    """Theorem 2 in a run: ``z_{ψ(n), l}`` over training, common tokens (grey, falling) and
+    distinct tokens coloured by ``P(l|n)`` (rising, faster for larger ``P``)."""
+    classes = run.classes
+    fig = ax.figure if ax is not None else plt.figure(figsize=(6.4, 3.4), layout="constrained")
+    ax = ax if ax is not None else fig.add_subplot()
+    Z = run.Z[index].double()
+    steps = run.steps.numpy()
+    common = metrics.common_logits(classes, Z)[:, n].numpy()
+    distinct = metrics.distinct_logits(classes, Z)[:, n].numpy()
+    for j in range(common.shape[1]):
+        ax.plot(steps, common[:, j], color="0.55", lw=1, label="common tokens" if j == 0 else None)
+    colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.95, distinct.shape[1]))
+    probs = classes.probs()[n, classes.distinct_tokens(n)].numpy()
+    for j in range(distinct.shape[1]):
+        ax.plot(steps, distinct[:, j], color=colors[j], lw=1.6,
+                label=f"distinct, P={probs[j]:.4f}" if j in (0, distinct.shape[1] - 1) else None)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(r"$z_{\psi(n),l}$")
+    eta_y, eta_z, _ = run.configs[index]
+    ax.set_title(rf"attention logits of class {n + 1} ($\eta_Y={eta_y:g}$, $\eta_Z={eta_z:g}$)",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def attention_frame(classes: SequenceClasses, c: np.ndarray, title: str,
+                    ymax: float = 0.2, reference: np.ndarray | None = None) -> Figure:
+    """One bar chart of ``c_1`` over tokens 0–19 (a scrubber frame or a live-control figure);
+    ``reference`` (e.g. ``P(l|1)``) is drawn as a step outline."""
+    fig, ax = plt.subplots(figsize=(6.4, 2.6), layout="constrained")
+    x = np.arange(len(c))
+    colors = ["0.6"] * classes.num_common + ["tab:blue"] * (len(c) - classes.num_common)
+    ax.bar(x, c, color=colors)
+    if reference is not None:
+        ax.step(x, reference, where="mid", color="k", lw=1, label=r"$P(l\,|\,1)$ (iteration 0)")
+        ax.legend(fontsize=8, loc="upper left")
+    ax.set_ylim(0, ymax)
+    ax.set_xticks([0, 5, 10, 15, 19])
+    ax.set_xlabel("token id (grey: common · blue: distinct of class 1)")
+    ax.set_ylabel(r"$c_{l|1}$")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def attention_scrubber_frames(run: Run, index: int = 0) -> tuple[list[Figure], list[str]]:
+    """Frames for a scrubber: ``c_1`` at every recorded step of run ``index`` (with ``P(l|1)``
+    as the reference outline), and their labels."""
+    classes = run.classes
+    c = run.attention()[index, :, 0, :20].double().numpy()
+    p = classes.probs()[0, :20].numpy()
+    eta_y, eta_z, _ = run.configs[index]
+    ymax = float(np.ceil(c.max() * 20) / 20)
+    frames = [attention_frame(classes, c[s],
+                              rf"$\eta_Y={eta_y:g}$, $\eta_Z={eta_z:g}$: iteration {int(t)}",
+                              ymax=ymax, reference=p)
+              for s, t in enumerate(run.steps.tolist())]
+    return frames, [str(int(t)) for t in run.steps.tolist()]
+
+
+class PopulationExplorer:
+    """A live control for Chapter 4: Syn-Small population dynamics (T → ∞) for chosen learning
+    rates and class structure, drawn as ``c_1`` (bars) against ``P(l|1)`` and TF-IDF.
+
+    ``figure`` is created once; :meth:`update` re-runs :func:`scansnap.population` (float64,
+    ``steps`` steps) and changes the bars' heights only, so a redraw is fast (tens of ms).
+    """
+
+    def __init__(self, steps: int = 60) -> None:
+        self.steps = check_int("steps", steps, low=1, high=2000)
+        self.classes = syn_small()
+        self.figure, self.ax = plt.subplots(figsize=(6.4, 2.8), layout="constrained")
+        x = np.arange(20)
+        self.bars = self.ax.bar(x, np.zeros(20),
+                                color=["0.6"] * 10 + ["tab:blue"] * 10)
+        self.ax.step(x, self.classes.probs()[0, :20].numpy(), where="mid", color="k", lw=1,
+                     label=r"$P(l\,|\,1)$")
+        self.ax.step(x, decompose.tfidf(self.classes)[0, :20].numpy(), where="mid",
+                     color="tab:orange", lw=1, ls="--", label="TF-IDF")
+        self.ax.set_ylim(0, 0.5)
+        self.ax.set_xticks([0, 5, 10, 15, 19])
+        self.ax.set_xlabel("token id (grey: common · blue: distinct of class 1)")
+        self.ax.set_ylabel(r"$c_{l|1}$")
+        self.ax.legend(fontsize=8, loc="upper left")
+        plt.close(self.figure)
+
+    def update(self, eta_y: float = 1.0, eta_z: float = 1.0, steps: int | None = None) -> None:
+        """Re-run population dynamics and redraw the bars (controls pass keyword values)."""
+        eta_y, eta_z = as_float_list("eta_y", eta_y, low=0.0)[0], as_float_list("eta_z", eta_z, low=0.0)[0]
+        steps = self.steps if steps is None else check_int("steps", steps, low=1, high=2000)
+        run = population(self.classes, eta_y=eta_y, eta_z=eta_z, steps=steps, record_every=None,
+                         on_divergence="flag", progress=False)
+        c = run.attention()[0, -1, 0, :20].numpy()
+        for bar, value in zip(self.bars, c):
+            bar.set_height(value)
+        H = float(metrics.distinct_entropy(self.classes, run.Z[0, -1])[0])
+        self.ax.set_title(rf"population dynamics, {steps} steps, $\eta_Y={eta_y:g}$, "
+                          rf"$\eta_Z={eta_z:g}$: distinct entropy {H:.3f}", fontsize=10)

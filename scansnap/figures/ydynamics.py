@@ -1,1 +1,229 @@
-"""Paper figures (filled in by the chapter that regenerates them)."""
+"""The decoder's dynamics (Section 4, App. D): Fig 8 and the plots of Chapter 3.
+
+Fig 8 compares Lemma 5's exact discrete ``h*(s)`` with Lemma 6's continuous ``h(t)``
+(PAPER.md B.7: M = 50 with η_Y ∈ {0.1, 0.2, 0.5, 1, 2}, t ≤ 80; M = 1000 with
+η_Y ∈ {0.2, 0.5, 1, 2, 4}, t ≤ 70); Lemma 7 bounds the gap by ``2η_Y/M``. The η_Z in the
+paper's panel titles plays no role (Z does not enter h).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from .. import decompose, theory
+from .._validate import as_float_list, check_int
+from ..data import SequenceClasses
+from ..dynamics import Run
+from . import FigureResult, register
+
+#: Fig 8's panels: (M, learning rates, horizon).
+FIG8_PANELS = ((50, (0.1, 0.2, 0.5, 1.0, 2.0), 80), (1000, (0.2, 0.5, 1.0, 2.0, 4.0), 70))
+
+
+def h_curves(M: int, etas: Sequence[float], horizon: int, points: int = 400) -> dict[str, Any]:
+    """``h*`` at integer steps ``0..horizon`` and ``h`` on a fine grid, for each ``η_Y``
+    (Lemmas 5–7), with the largest gap ``max_s h*(s) − h(s)`` and Lemma 7's bound ``2η_Y/M``."""
+    M = check_int("M", M, low=2)
+    etas = as_float_list("etas", etas, low=0.0)
+    horizon = check_int("horizon", horizon, low=1)
+    s = np.arange(horizon + 1)
+    t = np.linspace(0, horizon, check_int("points", points, low=2))
+    out: dict[str, Any] = {"M": M, "s": s.tolist(), "t": t.tolist(), "curves": []}
+    for eta in etas:
+        hs = np.asarray(theory.h_star(s, M, eta))
+        gap = hs - np.asarray(theory.h(s.astype(float), M, eta))
+        out["curves"].append({"eta_y": eta, "h_star": hs.tolist(),
+                              "h": np.asarray(theory.h(t, M, eta)).tolist(),
+                              "max_gap": float(gap.max()), "min_gap": float(gap.min()),
+                              "final_gap": float(gap[-1]), "bound": 2 * eta / M})
+    return out
+
+
+def draw_h_panel(ax: Any, curves: dict[str, Any], every: int = 2) -> None:
+    """One Fig 8 panel: ``h`` (lines) and ``h*`` (dots every ``every`` steps)."""
+    colors = plt.get_cmap("plasma")(np.linspace(0.05, 0.8, len(curves["curves"])))
+    s = np.asarray(curves["s"])
+    for color, curve in zip(colors, curves["curves"]):
+        ax.plot(curves["t"], curve["h"], color=color, lw=1.5,
+                label=rf"$\eta_Y={curve['eta_y']:g}$")
+        ax.plot(s[::every], np.asarray(curve["h_star"])[::every], "o", color=color, ms=3)
+    ax.set_xlabel("t (steps)")
+    ax.set_ylabel("h")
+    ax.set_title(rf"M = {curves['M']}: $h^*(s)$ (dots) vs $h(t)$ (lines)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+
+
+@register(8)
+def fig8(quick: bool = False, progress: bool = False) -> FigureResult:
+    """Fig 8: Lemma 5's discrete h* (dots) against Lemma 6's continuous h (lines); M = 50 and
+    M = 1000. ``data`` holds both curves and, per η_Y, the largest gap and Lemma 7's bound."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    data: dict[str, Any] = {"panels": [], "quick": quick}
+    for ax, (M, etas, horizon) in zip(axes, FIG8_PANELS):
+        curves = h_curves(M, etas, horizon, points=100 if quick else 400)
+        draw_h_panel(ax, curves)
+        data["panels"].append(curves)
+    fig.suptitle("Fig 8 — the decoder's scale h: exact steps vs continuous solution", fontsize=11)
+    return FigureResult(fig, data)
+
+
+# --- Chapter 3 helpers -------------------------------------------------------------------------
+def ch3_classes() -> SequenceClasses:
+    """Chapter 3's weakly correlated classes (Assumption 2): one query shared by K = 3 classes,
+    2 light common tokens (weight 0.5), 20 distinct tokens per class; M = 66."""
+    return SequenceClasses(num_queries=1, next_per_query=3, num_common=2, common_per_query=0,
+                           distinct_per_next=20, common_weight=0.5)
+
+
+def gamma_figure(M: int, K: int, etas: Sequence[float], horizon: float,
+                 measured: dict[float, tuple[np.ndarray, np.ndarray]] | None = None) -> Figure:
+    """``γ(t)`` (Lemma 9) for several ``η_Y`` with ``t_0' = K ln M/η_Y`` (dotted) and
+    ``t_0 = 2K ln M/η_Y`` (dashed) marked; ``measured`` maps ``η_Y`` to ``(steps, a_nn)``
+    (Theorem 1's measured ``γ ι_n``) drawn as dots."""
+    M, K = check_int("M", M, low=2), check_int("K", K, low=1)
+    etas = as_float_list("etas", etas, low=0.0)
+    fig, ax = plt.subplots(figsize=(6.8, 3.6), layout="constrained")
+    t = np.linspace(0, horizon, 600)
+    colors = plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(etas)))
+    for color, eta in zip(colors, etas):
+        ax.plot(t, theory.gamma(t, M, K, eta), color=color, lw=1.6, label=rf"$\eta_Y={eta:g}$")
+        ax.axvline(float(theory.t0_prime(M, K, eta)), color=color, ls=":", lw=1)
+        ax.axvline(float(theory.t0(M, K, eta)), color=color, ls="--", lw=1)
+        if measured and eta in measured:
+            steps, values = measured[eta]
+            ax.plot(steps, values, "o", color=color, ms=3.5, mfc="none")
+    ax.set_xlabel("t (steps)")
+    ax.set_ylabel(r"$\gamma(t)$")
+    ax.set_title(rf"speed control $\gamma(t)$, M={M}, K={K}: dotted $t_0'=K\ln M/\eta_Y$, "
+                 rf"dashed $t_0=2K\ln M/\eta_Y$" + (", circles: measured $\gamma\iota_n$"
+                                                   if measured else ""), fontsize=9)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def gradient_frame(classes: SequenceClasses, g: np.ndarray, predicted: np.ndarray,
+                   step: int, ylim: tuple[float, float]) -> Figure:
+    """A scrubber frame: the back-propagated gradient ``g_1`` over context tokens (bars) and
+    Theorem 1's shape ``γ(t)(f_1 − Σ_{n'} (f_1ᵀf_{n'}) f_{n'})`` (black outline)."""
+    fig, ax = plt.subplots(figsize=(6.8, 2.7), layout="constrained")
+    support = torch.nonzero(classes.probs().sum(0) > 0).flatten().numpy()
+    x = np.arange(len(support))
+    common = set(classes.common_index.flatten().tolist())
+    colors = ["0.55" if int(tok) in common else plt.get_cmap("tab10")(
+        int((classes.distinct_index == int(tok)).nonzero()[0, 0])) for tok in support]
+    ax.bar(x, g[support], color=colors, width=0.9)
+    ax.step(x, predicted[support], where="mid", color="k", lw=1,
+            label=r"Theorem 1: $\gamma(t)\,(\mathbf{f}_1-\sum_{n'}(\mathbf{f}_1^\top\mathbf{f}_{n'})\mathbf{f}_{n'})$")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_ylim(*ylim)
+    ax.set_xlabel("context token (grey: common · colours: distinct tokens of classes 1, 2, 3)")
+    ax.set_ylabel(r"$g_1 = Y(e_1-\alpha_1)$")
+    ax.set_title(f"back-propagated gradient of class 1 at step {step}", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+def gradient_scrubber_frames(run: Run, index: int = 0,
+                             every: int = 1) -> tuple[list[Figure], list[str]]:
+    """Frames for Chapter 3's scrubber: ``g_1`` at the run's snapshots (every ``every``-th,
+    step 0 skipped: ``g = 0`` there) against Theorem 1's predicted shape."""
+    classes = run.classes
+    Y, Z = run.Y[index].double(), run.Z[index].double()
+    f = theory.normalized_attention(theory.attention_limit(classes.probs(), Z, classes.query_tokens))
+    g = decompose.backprop_gradient(Y, f, classes.next_tokens)[:, 0]  # [S, M]
+    gram = f @ f.transpose(-1, -2)
+    off = gram[:, 0].clone()
+    off[:, 0] = 0
+    shape = f[:, 0] - (off[:, :, None] * f).sum(1)  # f_1 − Σ_{n'≠1} (f_1ᵀf_n') f_n'
+    eta_y = run.configs[index][0]
+    steps = run.steps.numpy()
+    gam = np.asarray(theory.gamma(steps.astype(float), classes.M, classes.K, eta_y))
+    predicted = gam[:, None] * shape.numpy()
+    chosen = list(range(1, len(steps), every))
+    lo = min(float(g[chosen].min()), float(predicted[chosen].min())) * 1.1
+    hi = max(float(g[chosen].max()), float(predicted[chosen].max())) * 1.1
+    frames = [gradient_frame(classes, g[s].numpy(), predicted[s], int(steps[s]), (lo, hi))
+              for s in chosen]
+    return frames, [str(int(steps[s])) for s in chosen]
+
+
+def theorem1_figure(measurement: decompose.Theorem1Measurement, title: str) -> Figure:
+    """Theorem 1 measured: ``ι_n`` over time (left; ≈ 1 predicted) and ``β_{nn'}`` over time
+    against ``f_nᵀf_{n'}`` and ``E'_{nn'}`` (right), for class 1 and its partners."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 3.3), layout="constrained")
+    steps = measurement.steps
+    keep = measurement.gamma > 0
+    K = measurement.iota.shape[1]
+    for n in range(K):
+        left.plot(steps[keep], measurement.iota[keep, n].numpy(), lw=1.4, label=f"n={n + 1}")
+    left.axhline(1, color="k", lw=0.8, ls="--")
+    left.set_xlabel("t (steps)")
+    left.set_ylabel(r"$\iota_n = a_{nn}/\gamma(t)$")
+    left.set_title(r"$\iota_n$ (Theorem 1: $\approx 1$)", fontsize=10)
+    left.legend(fontsize=8)
+    colors = plt.get_cmap("tab10")
+    for k in range(1, K):
+        right.plot(steps[keep], measurement.beta[keep, 0, k].numpy(), color=colors(k), lw=1.4,
+                   label=rf"$\beta_{{1{k + 1}}}$ measured")
+        right.axhline(float(measurement.overlap[0, 0, k]), color=colors(k), ls="--", lw=1,
+                      label=rf"$f_1^\top f_{k + 1}$")
+        right.axhline(float(measurement.e_prime[0, 0, k]), color=colors(k), ls=":", lw=1,
+                      label=rf"$E'_{{1{k + 1}}}$")
+    right.set_xlabel("t (steps)")
+    right.set_ylabel(r"$\beta_{1n'}$")
+    right.set_title(r"$\beta_{1n'}$ (Theorem 1: $\approx E'_{1n'}\approx f_1^\top f_{n'}$)",
+                    fontsize=10)
+    right.legend(fontsize=7, ncol=2)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+class HExplorer:
+    """A live control for Chapter 3: Fig 8 and γ(t) from the closed forms for any ``M``, ``K``
+    and ``η_Y``. The figure is created once; :meth:`update` only replaces line data."""
+
+    def __init__(self, horizon: int = 80) -> None:
+        self.horizon = check_int("horizon", horizon, low=2, high=5000)
+        self.figure, (self.ax_h, self.ax_g) = plt.subplots(1, 2, figsize=(9.6, 3.2),
+                                                            layout="constrained")
+        self.t = np.linspace(0, self.horizon, 300)
+        self.s = np.arange(self.horizon + 1)
+        (self.h_line,) = self.ax_h.plot([], [], lw=1.6, label="h(t) (Lemma 6)")
+        (self.hs_dots,) = self.ax_h.plot([], [], "o", ms=3, label="h*(s) (Lemma 5)")
+        (self.g_line,) = self.ax_g.plot([], [], lw=1.6, color="tab:green")
+        self.t0p = self.ax_g.axvline(0, ls=":", color="k", lw=1, label=r"$t_0'=K\ln M/\eta_Y$")
+        self.t0 = self.ax_g.axvline(0, ls="--", color="k", lw=1, label=r"$t_0=2K\ln M/\eta_Y$")
+        self.ax_h.set_xlabel("t (steps)")
+        self.ax_h.set_ylabel("h")
+        self.ax_h.legend(fontsize=8, loc="lower right")
+        self.ax_g.set_xlabel("t (steps)")
+        self.ax_g.set_ylabel(r"$\gamma(t)$")
+        self.ax_g.legend(fontsize=8, loc="upper right")
+        for ax in (self.ax_h, self.ax_g):
+            ax.set_xlim(0, self.horizon)
+        plt.close(self.figure)
+
+    def update(self, M: int = 50, K: int = 1, eta_y: float = 1.0) -> None:
+        """Recompute ``h``, ``h*`` and ``γ`` (controls pass keyword values)."""
+        M, K = check_int("M", M, low=2), check_int("K", K, low=1)
+        eta_y = as_float_list("eta_y", eta_y, low=0.0)[0]
+        h = np.asarray(theory.h(self.t, M, eta_y))
+        hs = np.asarray(theory.h_star(self.s, M, eta_y))
+        g = np.asarray(theory.gamma(self.t, M, K, eta_y))
+        self.h_line.set_data(self.t, h)
+        self.hs_dots.set_data(self.s[::2], hs[::2])
+        self.g_line.set_data(self.t, g)
+        for line, value in ((self.t0p, theory.t0_prime(M, K, eta_y)), (self.t0, theory.t0(M, K, eta_y))):
+            line.set_xdata([float(value)] * 2)
+        gap = float((hs - np.asarray(theory.h(self.s.astype(float), M, eta_y))).max())
+        self.ax_h.set_ylim(0, max(hs.max(), h.max()) * 1.08 + 1e-12)
+        self.ax_g.set_ylim(0, g.max() * 1.1 + 1e-12)
+        self.ax_h.set_title(rf"M={M}, $\eta_Y={eta_y:g}$: max gap {gap:.2e} ≤ 2η/M = {2 * eta_y / M:.2e}",
+                            fontsize=9)
+        self.ax_g.set_title(rf"$\gamma(t)$, K={K}", fontsize=9)
