@@ -224,7 +224,7 @@ class Live(widgets.VBox):
         # Hidden by its inline style everywhere except the book's HTML, whose stylesheet
         # (tools/static/scansnap.css) shows .scansnap-static-note: a kernel user never sees it.
         self.note = widgets.HTML(
-            f'<div class="scansnap-static-note" style="display:none">&#x1F680; {note}</div>')
+            f'<div class="scansnap-static-note" style="display:none">{note}</div>')
         box = widgets.HBox(list(controls.values()),
                            layout=widgets.Layout(flex_flow="row wrap"))
         super().__init__([box, self.image, self.error, self.note])
