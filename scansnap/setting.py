@@ -1,0 +1,175 @@
+"""Chapter 1 (the setting, Section 3): Lemma 2's limit ``Xᵀ b_T → c_n`` measured at finite ``T``.
+
+:func:`lemma2_convergence` samples contexts of growing length ``T`` from one class, computes the
+attention-weighted context ``Xᵀ b_T`` for a fixed attention row ``z_m`` exactly from the token
+counts (no positional encoding, Assumption 1a), and compares it with the limit ``c_n`` of Eqn 5
+(:func:`scansnap.theory.attention_limit`). It also checks the finite-``T`` concentration of
+Lemma 18: the empirical frequency of each token is within ``√(ln(2/δ) / (2(T − 1)))`` of
+``P(l | n)`` with probability at least ``1 − δ``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import theory
+from ._validate import as_int_list, check_float, check_int, check_tensor
+from .data import SequenceClasses
+from .figures import FigureResult
+from .plots import class_color, new_figure
+
+__all__ = ["attention_from_counts", "lemma18_bound", "lemma2_convergence"]
+
+
+def attention_from_counts(z_row: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """``Xᵀ b_T`` from the attention row ``z_m`` (``[M]``) and context token counts ``[..., M]``.
+
+    Without positional encoding ``b_t ∝ exp(z_{m x_t})``, so summing over the positions that hold
+    token ``l`` gives ``(Xᵀ b_T)_l = q_l e^{z_{ml}} / Σ_{l'} q_{l'} e^{z_{ml'}}`` (Section 3,
+    Lemma 2's proof). Tokens with zero count get exactly zero; overflow-safe.
+    """
+    z_row = check_tensor("z_row", z_row, ndim=1)
+    counts = check_tensor("counts", counts)
+    if counts.shape[-1] != z_row.shape[0]:
+        raise ValueError(f"counts must have shape [..., {z_row.shape[0]}] to match z_row, "
+                         f"got {list(counts.shape)}")
+    if bool((counts < 0).any()):
+        raise ValueError("counts must be nonnegative")
+    if bool((counts.sum(-1) <= 0).any()):
+        raise ValueError("counts must have at least one token in every context (a positive sum)")
+    dtype = torch.promote_types(z_row.dtype, torch.float32)
+    return torch.softmax(z_row.to(dtype) + torch.log(counts.to(dtype)), dim=-1)
+
+
+def lemma18_bound(T: Any, delta: float) -> np.ndarray | np.float64:
+    """Lemma 18: ``√(ln(2/δ) / (2(T − 1)))``, the deviation of one token's empirical frequency
+    among ``T − 1`` i.i.d. contextual tokens from ``P(l | n)`` that holds with probability at
+    least ``1 − δ`` (Hoeffding). ``T >= 2``, ``0 < δ < 1``."""
+    T = np.asarray(T, dtype=np.float64)
+    if not np.all(np.isfinite(T)) or np.any(T < 2):
+        raise ValueError("T must be finite and >= 2 (at least one contextual token)")
+    delta = check_float("delta", delta, low=0.0, high=1.0, low_open=True)
+    if delta >= 1.0:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    out = np.sqrt(math.log(2.0 / delta) / (2.0 * (T - 1.0)))
+    return np.float64(out) if out.ndim == 0 else out
+
+
+def lemma2_convergence(
+    classes: SequenceClasses,
+    Z: torch.Tensor | None = None,
+    n: int = 0,
+    Ts: Sequence[int] = (10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000),
+    batch_size: int = 2_000,
+    delta: float = 0.05,
+    seed: int = 0,
+    fit_min_T: int = 100,
+) -> FigureResult:
+    """Lemma 2 at finite ``T``: ``‖Xᵀ b_T − c_n‖₁`` and Lemma 18's frequency bound vs ``T``.
+
+    For each ``T`` in ``Ts`` draws ``batch_size`` contexts of class ``n`` (exact token counts),
+    computes ``Xᵀ b_T`` with the attention row ``z_{ψ(n)}`` of ``Z`` (default ``Z = 0``) and the
+    limit ``c_n`` (Eqn 5). Left panel: mean and 5–95 % band of the ℓ1 gap on log-log axes with a
+    fitted slope and a ``T^{-1/2}`` guide. Right panel: the ``(1 − δ)``-quantile over contexts of
+    ``|q_l − P(l|n)|`` for the worst token ``l`` of the class's support, against Lemma 18's
+    per-token bound; ``data["violation_rate"]`` is the fraction of (context, token) pairs beyond
+    the bound (Lemma 18 says at most ``δ``).
+
+    Returns a :class:`~scansnap.figures.FigureResult` whose ``data`` holds ``T``, ``l1_mean``,
+    ``l1_q05``, ``l1_q95``, ``slope`` (least-squares slope of log mean gap vs log T over the
+    ``T >= fit_min_T``),
+    ``freq_quantile``, ``bound``, ``violation_rate`` and ``max_violation_rate``.
+    """
+    if not isinstance(classes, SequenceClasses):
+        raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
+    M = classes.M
+    Z = torch.zeros(M, M, dtype=torch.float64) if Z is None else check_tensor("Z", Z, shape=(M, M))
+    Z = Z.detach().to(torch.float64)
+    n = check_int("n", n, low=0, high=classes.K - 1)
+    Ts = as_int_list("Ts", list(Ts), low=2)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    delta = check_float("delta", delta, low=0.0, high=1.0, low_open=True)
+    if delta >= 1.0:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    seed = check_int("seed", seed, low=0)
+    fit_min_T = check_int("fit_min_T", fit_min_T, low=2)
+    if sum(T >= fit_min_T for T in Ts) < 2:
+        raise ValueError(f"fit_min_T must leave at least two lengths in Ts to fit a slope, "
+                         f"got fit_min_T={fit_min_T} for Ts={Ts}")
+
+    probs = classes.probs()
+    z_row = Z[int(classes.query_tokens[n])]
+    c = theory.attention_limit(probs, Z, classes.query_tokens)[n]  # [M]
+    support = probs[n] > 0
+    one_class = _single_class(classes, n)
+    generator = torch.Generator().manual_seed(seed)
+    l1_mean, l1_q05, l1_q95, freq_q, rates, max_rates = [], [], [], [], [], []
+    for T in Ts:
+        counts, _, _ = one_class.sample_counts(batch_size, T, generator)
+        v = attention_from_counts(z_row, counts)
+        gap = (v - c).abs().sum(-1)
+        l1_mean.append(float(gap.mean()))
+        l1_q05.append(float(gap.quantile(0.05)))
+        l1_q95.append(float(gap.quantile(0.95)))
+        dev = (counts[:, support] / (T - 1) - probs[n, support]).abs()  # [B, |supp|]
+        freq_q.append(float(dev.max(-1).values.quantile(1 - delta)))
+        beyond = dev > float(lemma18_bound(T, delta))
+        rates.append(float(beyond.double().mean()))
+        max_rates.append(float(beyond.double().mean(0).max()))
+    T_arr = np.asarray(Ts, dtype=np.float64)
+    fit = T_arr >= fit_min_T
+    slope = float(np.polyfit(np.log(T_arr[fit]), np.log(np.asarray(l1_mean)[fit]), 1)[0])
+    bound = lemma18_bound(T_arr, delta)
+
+    fig = new_figure(11.0, 3.8)
+    ax, bx = fig.subplots(1, 2)
+    color = class_color(n)
+    ax.fill_between(T_arr, l1_q05, l1_q95, color=color, alpha=0.2, label="5–95 % of contexts")
+    ax.loglog(T_arr, l1_mean, "o-", color=color, label=f"mean (slope {slope:.3f} for $T \\geq {fit_min_T}$)")
+    guide = l1_mean[0] * (T_arr / T_arr[0]) ** -0.5
+    ax.loglog(T_arr, guide, "k--", lw=1, label="$\\propto T^{-1/2}$")
+    ax.set_xlabel("sequence length $T$")
+    ax.set_ylabel("$\\|X^\\top b_T - c_n\\|_1$")
+    ax.set_title(f"Lemma 2: attention over $T-1$ tokens → $c_n$ (class {n + 1})", fontsize=10)
+    ax.legend(fontsize=8, frameon=False)
+    bx.loglog(T_arr, bound, "k-", lw=1.5, label=f"Lemma 18 bound, δ = {delta:g}")
+    bx.loglog(T_arr, freq_q, "s-", color=color,
+              label=f"measured: {1 - delta:.0%} quantile of $\\max_l |q_l - P(l|n)|$")
+    bx.set_xlabel("sequence length $T$")
+    bx.set_ylabel("frequency error")
+    bx.set_title("Empirical token frequencies vs Lemma 18", fontsize=10)
+    bx.legend(fontsize=8, frameon=False)
+    for panel in (ax, bx):
+        panel.spines[["top", "right"]].set_visible(False)
+    data = dict(T=Ts, l1_mean=l1_mean, l1_q05=l1_q05, l1_q95=l1_q95, slope=slope,
+                freq_quantile=freq_q, bound=bound.tolist(), violation_rate=rates,
+                max_violation_rate=max_rates, delta=delta, batch_size=batch_size, n=n)
+    return FigureResult(fig, data)
+
+
+class _single_class:
+    """``SequenceClasses.sample_counts`` restricted to one class (same exact sampler)."""
+
+    def __init__(self, classes: SequenceClasses, n: int) -> None:
+        self.classes, self.n = classes, n
+
+    def sample_counts(self, batch_size: int, seq_len: int,
+                      generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        classes, n = self.classes, self.n
+        support = torch.cat([classes.common_index[n], classes.distinct_index[n]])
+        p = classes.probs()[n, support]
+        remaining = p.flip(0).cumsum(0).flip(0)
+        left = torch.full((batch_size,), float(seq_len - 1), dtype=torch.float64)
+        counts = torch.zeros(batch_size, classes.M, dtype=torch.float64)
+        for j in range(len(support)):
+            share = float((p[j] / remaining[j]).clamp(0.0, 1.0))
+            drawn = torch.binomial(left, torch.full_like(left, share), generator=generator)
+            counts[:, support[j]] = drawn
+            left = left - drawn
+        return counts, classes.query_tokens[[n]].expand(batch_size), \
+            classes.next_tokens[[n]].expand(batch_size)

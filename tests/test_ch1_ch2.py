@@ -1,0 +1,171 @@
+"""Tests of the Chapter 1–2 helpers: plots, Lemma 2 measurement, reparameterization measurements
+and the chapters' coursework checks (reference passes, wrong answers fail helpfully)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from scansnap import SequenceClasses, plots, reparam, setting, train  # noqa: E402
+from scansnap.checks import CheckFailed, ch1, ch2  # noqa: E402
+from scansnap.models import full_to_yz  # noqa: E402
+
+SYN = SequenceClasses()
+
+
+# --- plots -----------------------------------------------------------------------------------
+def test_token_kinds_follow_the_paper_definition():
+    kinds = plots.token_kinds(SYN)
+    assert kinds[:10] == ["common"] * 10 and kinds[10:30] == ["distinct"] * 20
+    assert kinds[30:32] == ["query"] * 2 and kinds[32:34] == ["next"] * 2
+    # Per-query common tokens seen by one class only are distinct by |Ω(l)| = 1.
+    one_per_query = SequenceClasses(num_queries=2, next_per_query=1, common_per_query=3)
+    assert plots.token_kinds(one_per_query)[10:16] == ["distinct"] * 6
+    shared = SequenceClasses(num_queries=2, next_per_query=2, common_per_query=3)
+    assert plots.token_kinds(shared)[10:16] == ["common"] * 6
+
+
+def test_plots_return_figures_and_validate():
+    g = torch.Generator().manual_seed(0)
+    contexts, queries, targets = SYN.sample(3, 40, g)
+    figures = [plots.plot_class_probs(SYN), plots.plot_sequences(SYN, contexts, queries, targets),
+               plots.plot_attention(SYN, SYN.probs(), reference=SYN.probs(), ymax=0.1)]
+    for fig in figures:
+        assert isinstance(fig, matplotlib.figure.Figure) and fig.axes
+    with pytest.raises(TypeError):
+        plots.plot_class_probs("not classes")
+    with pytest.raises(ValueError, match="c must have shape"):
+        plots.plot_attention(SYN, torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="contexts must hold token ids"):
+        plots.plot_sequences(SYN, contexts + 100, queries, targets)
+    with pytest.raises(TypeError, match="integer token ids"):
+        plots.plot_sequences(SYN, contexts.double(), queries, targets)
+
+
+# --- Chapter 1: Lemma 2 ----------------------------------------------------------------------
+def test_attention_from_counts_matches_positions():
+    g = torch.Generator().manual_seed(1)
+    contexts, queries, _ = SYN.sample(4, 50, g)
+    Z = torch.randn(SYN.M, SYN.M, generator=g, dtype=torch.float64)
+    for b in range(4):
+        z = Z[queries[b]]
+        weights = torch.softmax(z[contexts[b]], 0)  # b_t over positions
+        by_token = torch.zeros(SYN.M, dtype=torch.float64).index_add_(0, contexts[b], weights)
+        counts = torch.bincount(contexts[b], minlength=SYN.M).double()
+        assert torch.allclose(setting.attention_from_counts(z, counts), by_token, atol=1e-14)
+    with pytest.raises(ValueError, match="nonnegative"):
+        setting.attention_from_counts(torch.zeros(3), torch.tensor([1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match="positive sum"):
+        setting.attention_from_counts(torch.zeros(3), torch.zeros(3))
+
+
+def test_lemma18_bound_and_validation():
+    assert math.isclose(setting.lemma18_bound(101, 0.05), math.sqrt(math.log(40) / 200))
+    with pytest.raises(ValueError, match="T must be"):
+        setting.lemma18_bound(1, 0.1)
+    with pytest.raises(ValueError, match="delta"):
+        setting.lemma18_bound(10, 1.0)
+
+
+def test_lemma2_convergence_rate_and_bound():
+    result = setting.lemma2_convergence(SYN, Ts=(100, 1000, 10000), batch_size=400, seed=3)
+    data = result.data
+    assert -0.6 < data["slope"] < -0.4
+    assert all(q <= b for q, b in zip(data["freq_quantile"], data["bound"]))
+    assert max(data["violation_rate"]) <= data["delta"]
+    # The delta-method constant (Exercise ★★★) predicts the measured mean gap.
+    predicted = ch1.reference_predicted_l1_gap(SYN.probs()[0], torch.zeros(SYN.M), 10000)
+    assert abs(data["l1_mean"][-1] / predicted - 1) < 0.1
+    with pytest.raises(ValueError, match="fit_min_T"):
+        setting.lemma2_convergence(SYN, Ts=(10, 20), fit_min_T=100)
+
+
+def test_ch1_checks_pass_reference_and_fail_wrong_answers():
+    assert "✓" in ch1.check_attention_from_counts(setting.attention_from_counts)
+    assert "✓" in ch1.check_predicted_l1_gap(ch1.reference_predicted_l1_gap)
+
+    def naive(z_row, counts):  # overflows at large logits
+        w = counts * torch.exp(z_row)
+        return w / w.sum(-1, keepdim=True)
+
+    with pytest.raises(CheckFailed, match="NaN or inf"):
+        ch1.check_attention_from_counts(naive)
+    with pytest.raises(CheckFailed, match="shape"):
+        ch1.check_attention_from_counts(lambda z, q: setting.attention_from_counts(z, q)[..., 1:])
+    with pytest.raises(CheckFailed, match="factor"):
+        ch1.check_predicted_l1_gap(lambda p, z, T: 2 * ch1.reference_predicted_l1_gap(p, z, T))
+    with pytest.raises(NotImplementedError):
+        ch1.check_attention_from_counts(lambda z, q: (_ for _ in ()).throw(NotImplementedError()))
+
+
+# --- Chapter 2: reparameterization ---------------------------------------------------------
+def test_logit_identity_is_exact():
+    out = reparam.logit_identity(SYN, ds=(1, 32), seeds=(0,), batch_size=8, seq_len=20)
+    assert out["max_abs_error"].shape == (2, 1)
+    assert out["max_abs_error"].max() < 1e-12
+
+
+def test_lemma1_check_agrees_with_autograd():
+    for normalize in (True, False):
+        out = reparam.lemma1_check(M=6, seq_len=8, cases=5, normalize=normalize)
+        assert out["max_rel_error_Y"] < 1e-10 and out["max_rel_error_Z"] < 1e-10
+        assert out["max_row_sum"] < 1e-12
+
+
+def test_row_sums_sgd_vs_adam():
+    sgd = train(SYN, 1.0, 1.0, steps=8, batch_size=16, seq_len=32, seeds=[0])
+    adam = train(SYN, 0.1, 0.1, steps=8, batch_size=16, seq_len=32, seeds=[0], optimizer="adam")
+    s, a = reparam.row_sum_drift(sgd), reparam.row_sum_drift(adam)
+    assert s["Y"].max() < 1e-12 and s["Z"].max() < 1e-12 and s["Z_other_rows"].max() == 0
+    assert a["Y"].max() > 1e-3 and a["Z"].max() > 1e-3
+    assert a["Z_other_rows"].max() == 0  # Adam's update is 0 where the gradient is always 0
+    with pytest.raises(TypeError):
+        reparam.row_sum_drift("run")
+
+
+def test_one_step_rates_match_prediction_at_large_width():
+    r = reparam.one_step_rates(SYN, 256, eta_y=0.5, eta_z=2.0, seed=0, batch_size=64)
+    ky, kz = reparam.predicted_rates(256, 0.5, 2.0)
+    assert abs(r.kappa_y / ky - 1) < 0.2
+    assert abs(r.kappa_z_attention / kz - 1) < 0.2 and r.cos_z_attention > 0.8
+    assert r.cos_y > 0.8
+    with pytest.raises(ValueError, match="d must be"):
+        reparam.one_step_rates(SYN, 0)
+
+
+def test_rates_vs_width_and_compare_frame():
+    result = reparam.rates_vs_width(SYN, ds=(8, 64), seeds=(0,))
+    assert len(result.data["kappa_y_mean"]) == 2
+    fig = reparam.compare_frame(SYN, [("a", SYN.probs()), ("b", SYN.probs())], ymax=0.2)
+    assert len(fig.axes) == 2
+    with pytest.raises(ValueError, match="panels"):
+        reparam.compare_frame(SYN, [])
+
+
+def test_ch2_checks_pass_reference_and_fail_wrong_answers():
+    assert "✓" in ch2.check_yz_from_full(full_to_yz)
+    assert "✓" in ch2.check_grad_z_row(ch2.reference_grad_z_row)
+    with pytest.raises(CheckFailed, match="case 'vocabulary M = 2"):
+        ch2.check_yz_from_full(lambda U, q, k, v: full_to_yz(U, q, k, v.T))
+    with pytest.raises(CheckFailed, match=r"return the pair"):
+        ch2.check_yz_from_full(lambda U, q, k, v: full_to_yz(U, q, k, v)[0])
+    with pytest.raises(CheckFailed, match="opposite sign"):
+        ch2.check_grad_z_row(lambda Y, z, q, t: -ch2.reference_grad_z_row(Y, z, q, t))
+
+    def without_projection(Y, z, q, t):  # forgets P^⊥/‖v‖: a classic slip
+        v = torch.softmax(z + torch.log(q), 0)
+        u = v / v.norm()
+        alpha = torch.softmax(Y.T @ u, 0)
+        alpha[t] -= 1
+        s = Y @ alpha
+        return v * s - v * (v @ s)
+
+    with pytest.raises(CheckFailed, match="grad_z_row"):
+        ch2.check_grad_z_row(without_projection)
+    assert torch.isfinite(ch2.reference_grad_z_row(torch.eye(3), torch.tensor([800.0, 0, 0]),
+                                                    torch.ones(3), 1)).all()
