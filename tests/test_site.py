@@ -1,0 +1,90 @@
+"""Checks of the built book (_build/html): executed pages, saved widget state, no errors, no CDN.
+
+Run after `jb build . -W -n --keep-going --all` (tools/setup_and_build.sh does both).
+"""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from book_site import HTML, NO_SITE, ROOT, chapter_pages, html_of, image_frames, toc_pages, widget_state
+
+pytestmark = [pytest.mark.book, pytest.mark.skipif(not (HTML / "index.html").exists(), reason=NO_SITE)]
+
+ERROR_MARKERS = ('class="output traceback', 'class="output error', 'class="output stderr',
+                 "Traceback (most recent call last)")
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_built_without_error_outputs(page):
+    html = html_of(page)
+    for marker in ERROR_MARKERS:
+        assert marker not in html, f"{page}: the executed page shows {marker!r}"
+
+
+@pytest.mark.parametrize("page", ["book/intro", *chapter_pages()])
+def test_page_has_saved_widget_state_and_figures(page):
+    html = html_of(page)
+    state = widget_state(html)
+    assert state, f"{page}: no saved widget state (application/vnd.jupyter.widget-state+json)"
+    static_figures = html.count('<img alt="_images/') + html.count('src="../_images/')
+    assert static_figures or image_frames(state), f"{page}: no executed figure"
+    views = html.count('type="application/vnd.jupyter.widget-view+json"')
+    assert views >= 1, f"{page}: widget state but no widget displayed"
+
+
+@pytest.mark.parametrize("page", chapter_pages())
+def test_chapter_shows_figures(page):
+    html = html_of(page)
+    assert 'src="../_images/' in html or image_frames(widget_state(html)), f"{page}: no figure"
+
+
+class _Assets(HTMLParser):
+    """Collect every URL the page loads by itself (scripts, styles, images, fonts, frames)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("script", "img", "iframe", "source", "video", "audio") and attrs.get("src"):
+            self.urls.append(attrs["src"])
+        if tag == "link" and attrs.get("href") and attrs.get("rel") in (
+                "stylesheet", "preload", "modulepreload", "icon", "prefetch"):
+            self.urls.append(attrs["href"])
+
+
+@pytest.mark.parametrize("page", sorted(str(p.relative_to(HTML)) for p in HTML.rglob("*.html"))
+                         if HTML.exists() else [])
+def test_no_page_loads_from_a_cdn(page):
+    parser = _Assets()
+    parser.feed((HTML / page).read_text(encoding="utf-8"))
+    remote = [url for url in parser.urls if "://" in url or url.startswith("//")]
+    assert not remote, f"{page} loads {remote}"
+
+
+def test_pinned_front_end_assets_are_in_the_site():
+    for path in ("_static/widgets/require.js", "_static/widgets/embed-amd.js",
+                 "_static/widgets/assets-path.js", "_static/mathjax/es5/tex-mml-chtml.js",
+                 "_static/scansnap.css"):
+        assert (HTML / path).is_file(), f"missing {path}: run tools/fetch_assets.sh, rebuild --all"
+    html = html_of("book/intro")
+    assert 'src="../_static/widgets/embed-amd.js' in html
+    assert 'src="../_static/mathjax/es5/tex-mml-chtml.js' in html
+
+
+def paired_pages() -> list[str]:
+    """Pages of the toc with an .ipynb twin (the intro and every chapter: test_notebooks_paired)."""
+    return [page for page in toc_pages() if (ROOT / f"{page}.ipynb").exists()]
+
+
+@pytest.mark.parametrize("page", paired_pages())
+def test_launch_buttons_open_the_ipynb_twin(page):
+    html = html_of(page)
+    name = Path(page).name
+    assert f"urlpath=lab/tree/{page}.ipynb" in html, f"{page}: no Binder link to {name}.ipynb"
+    assert f"colab.research.google.com/github/" in html and f"/{page}.ipynb" in html, (
+        f"{page}: no Colab link to {name}.ipynb")
