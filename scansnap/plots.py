@@ -10,7 +10,9 @@ an ``ax`` the caller passes. Token kinds follow the paper's definition (Section 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.colors as mcolors
 import numpy as np
@@ -22,8 +24,12 @@ from matplotlib.patches import Patch, Rectangle
 from ._validate import check_int, check_tensor
 from .data import SequenceClasses
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .dynamics import Run
+
 __all__ = ["TOKEN_KINDS", "KIND_COLORS", "token_kinds", "class_color", "plot_class_probs",
-           "plot_sequences", "plot_attention", "new_figure"]
+           "plot_sequences", "plot_attention", "plot_run_summary", "class_rgb", "sequence_rgb",
+           "new_figure", "BookFigure"]
 
 TOKEN_KINDS = ("common", "distinct", "query", "next", "unused")
 KIND_COLORS = {"common": "#9a9a9a", "distinct": "#1f77b4", "query": "#222222",
@@ -32,9 +38,28 @@ _CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2
                  "#bcbd22"]
 
 
+class BookFigure(Figure):
+    """A :class:`~matplotlib.figure.Figure` that Jupyter displays as PNG without pyplot.
+
+    IPython shows a plain ``Figure`` as an image only once the inline backend has been activated
+    (by a pyplot call or ``%matplotlib inline``); a figure that pyplot never managed would
+    otherwise display as ``<Figure size ...>`` text. ``_repr_png_`` renders it directly.
+    """
+
+    def _repr_png_(self) -> bytes:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        if not isinstance(self.canvas, FigureCanvasAgg):
+            FigureCanvasAgg(self)
+        out = io.BytesIO()
+        self.savefig(out, format="png", bbox_inches="tight")
+        return out.getvalue()
+
+
 def new_figure(width: float = 6.4, height: float = 3.0) -> Figure:
-    """A constrained-layout Figure that pyplot does not manage (display it, or pass it on)."""
-    return Figure(figsize=(width, height), layout="constrained")
+    """A constrained-layout Figure that pyplot does not manage (display it, or pass it on); it
+    displays as PNG in Jupyter whether or not pyplot's inline backend is active."""
+    return BookFigure(figsize=(width, height), layout="constrained")
 
 
 def class_color(n: int) -> str:
@@ -245,3 +270,87 @@ def _figure_and_axes(ax: Axes | None, *, width: float, height: float) -> tuple[F
 def _check_classes(classes: object) -> None:
     if not isinstance(classes, SequenceClasses):
         raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
+
+
+def plot_run_summary(run: Run, runs: Sequence[int] | None = None,
+                     labels: Sequence[str] | None = None) -> Figure:
+    """Training loss (left, log scale) and each class's attention mass on common tokens
+    (right; ``metrics.common_mass`` at every snapshot, Theorem 2's prediction: it falls) for
+    the runs ``runs`` of a :class:`~scansnap.dynamics.Run` (default: all; diverged runs are drawn
+    up to the step where they diverged)."""
+    from .dynamics import Run  # local import: dynamics imports nothing from here
+    from .metrics import common_mass
+
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a scansnap Run, got {type(run).__name__}")
+    R = run.loss.shape[0]
+    chosen = list(range(R)) if runs is None else [check_int("runs[i]", r, low=0, high=R - 1)
+                                                 for r in runs]
+    if labels is not None and len(labels) != len(chosen):
+        raise ValueError(f"labels must have one entry per run: got {len(labels)} for "
+                         f"{len(chosen)} runs")
+    names = list(labels) if labels is not None else [
+        f"$\\eta_Y$={run.configs[r][0]:g}, $\\eta_Z$={run.configs[r][1]:g}" for r in chosen]
+    fig = new_figure(11.0, 3.4)
+    ax, bx = fig.subplots(1, 2)
+    steps = np.arange(run.loss.shape[1])
+    line_styles = ["-", "--", ":", "-."]
+    for i, (r, name) in enumerate(zip(chosen, names)):
+        loss = run.loss[r].double().numpy()
+        finite = np.isfinite(loss)
+        color = _CLASS_COLORS[(i + 2) % len(_CLASS_COLORS)] if len(chosen) > 1 else "#333333"
+        ax.semilogy(steps[finite], np.maximum(loss[finite], 1e-16), color=color, label=name)
+        if not finite.all():
+            first = int(np.argmin(finite))
+            ax.axvline(first, color=color, ls=":", lw=1)
+            ax.text(first, ax.get_ylim()[1] if ax.get_ylim()[1] > 0 else 1.0, " diverged",
+                    color=color, fontsize=7, va="top")
+        Z = run.Z[r]
+        ok = torch.isfinite(Z).flatten(1).all(1)
+        mass = common_mass(run.classes, Z[ok]).double().numpy()  # [S_ok, K]
+        for n in range(run.classes.K):
+            bx.plot(run.steps[ok].numpy(), mass[:, n], line_styles[n % 4], color=color,
+                    label=f"{name}, class {n + 1}" if len(chosen) > 1 else f"class {n + 1}")
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel("training loss (batch)")
+    ax.set_title("Loss", fontsize=10)
+    bx.set_xlabel("step $t$")
+    bx.set_ylabel("$\\sum_{l \\in G_{CT}} c_{l\\mid n}$")
+    bx.set_title("Attention mass on common tokens", fontsize=10)
+    bx.set_ylim(0, 1.02)
+    for panel in (ax, bx):
+        panel.spines[["top", "right"]].set_visible(False)
+        panel.legend(fontsize=7, frameon=False)
+    return fig
+
+
+def class_rgb(classes: SequenceClasses) -> np.ndarray:
+    """``P(l | n)`` as an RGB image ``[K + 1, M, 3]`` for fast redraws: row 0 is the token-kind
+    strip; row ``n + 1`` shades each token of class ``n``'s support in its kind's colour by
+    ``P(l | n) / max P`` and marks the class's query (black) and next token (red)."""
+    _check_classes(classes)
+    probs = classes.probs().numpy()
+    colors = np.array([mcolors.to_rgb(c) for c in _token_colors(classes)])  # [M, 3]
+    image = np.ones((classes.K + 1, classes.M, 3))
+    image[0] = colors
+    shade = (probs / probs.max())[:, :, None]  # [K, M, 1]
+    image[1:] = 1.0 - shade * (1.0 - colors[None])
+    for n in range(classes.K):
+        image[n + 1, int(classes.query_tokens[n])] = mcolors.to_rgb(KIND_COLORS["query"])
+        image[n + 1, int(classes.next_tokens[n])] = mcolors.to_rgb(KIND_COLORS["next"])
+    return image
+
+
+def sequence_rgb(classes: SequenceClasses, contexts: torch.Tensor, queries: torch.Tensor,
+                 targets: torch.Tensor) -> np.ndarray:
+    """Sequences as an RGB image ``[B, L + 3, 3]``: the contextual tokens coloured by kind, a
+    white gap, the query token and the next token (fast-redraw version of
+    :func:`plot_sequences`)."""
+    _check_classes(classes)
+    colors = np.array([mcolors.to_rgb(c) for c in _token_colors(classes)])
+    B, L = contexts.shape
+    image = np.ones((B, L + 3, 3))
+    image[:, :L] = colors[contexts.numpy()]
+    image[:, L + 1] = colors[queries.numpy()]
+    image[:, L + 2] = colors[targets.numpy()]
+    return image

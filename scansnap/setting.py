@@ -23,7 +23,7 @@ from .data import SequenceClasses
 from .figures import FigureResult
 from .plots import class_color, new_figure
 
-__all__ = ["attention_from_counts", "lemma18_bound", "lemma2_convergence"]
+__all__ = ["attention_from_counts", "lemma18_bound", "lemma2_convergence", "ClassExplorer"]
 
 
 def attention_from_counts(z_row: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -173,3 +173,51 @@ class _single_class:
             left = left - drawn
         return counts, classes.query_tokens[[n]].expand(batch_size), \
             classes.next_tokens[[n]].expand(batch_size)
+
+
+class ClassExplorer:
+    """A figure of ``P(l | n)`` and a few sampled sequences that redraws fast (for a live control).
+
+    ``explorer.figure`` is a :class:`~matplotlib.figure.Figure`; ``explorer.update(**kwargs)``
+    rebuilds the :class:`~scansnap.data.SequenceClasses` from ``kwargs`` (its constructor's
+    arguments), redraws both panels in place and returns the classes.
+    """
+
+    def __init__(self, num_sequences: int = 4, seq_len: int = 48, seed: int = 0) -> None:
+        self.num_sequences = check_int("num_sequences", num_sequences, low=1)
+        self.seq_len = check_int("seq_len", seq_len, low=2)
+        self.seed = check_int("seed", seed, low=0)
+        self.figure = new_figure(9.0, 4.2)
+        self.ax_p, self.ax_s = self.figure.subplots(2, 1, height_ratios=[1.2, 1.0])
+        blank = np.ones((2, 2, 3))
+        self.image_p = self.ax_p.imshow(blank, aspect="auto", interpolation="nearest")
+        self.image_s = self.ax_s.imshow(blank, aspect="auto", interpolation="nearest")
+        self.ax_p.set_xlabel("token id $l$ (top strip: kind; grey common, coloured distinct, "
+                             "black query, red next)", fontsize=8)
+        self.ax_s.set_xlabel("position $t$ (the last two cells: query $x_T$, next token $x_{T+1}$)",
+                             fontsize=8)
+        for ax in (self.ax_p, self.ax_s):
+            ax.tick_params(labelsize=7)
+        self.update()
+
+    def update(self, **kwargs: Any) -> SequenceClasses:
+        from .plots import class_rgb, sequence_rgb
+
+        classes = SequenceClasses(**kwargs)
+        rgb = class_rgb(classes)
+        self.image_p.set_data(rgb)
+        self.image_p.set_extent((-0.5, classes.M - 0.5, classes.K + 0.5, -0.5))
+        self.ax_p.set_yticks(range(classes.K + 1),
+                             ["kind"] + [f"class {n + 1}" for n in range(classes.K)])
+        self.ax_p.set_title(f"$P(l\\mid n)$ (shade): M = {classes.M} tokens, K = {classes.K} "
+                            f"classes, {len(classes.common_tokens(0))} common per class", fontsize=9)
+        g = torch.Generator().manual_seed(self.seed)
+        contexts, queries, targets = classes.sample(self.num_sequences, self.seq_len, g)
+        seq = sequence_rgb(classes, contexts, queries, targets)
+        self.image_s.set_data(seq)
+        self.image_s.set_extent((-0.5, seq.shape[1] - 0.5, self.num_sequences - 0.5, -0.5))
+        self.ax_s.set_yticks(range(self.num_sequences),
+                             [f"seq {b + 1}" for b in range(self.num_sequences)])
+        self.ax_s.set_title(f"{self.num_sequences} sampled sequences (T = {self.seq_len})",
+                            fontsize=9)
+        return classes

@@ -47,6 +47,55 @@ def test_plots_return_figures_and_validate():
         plots.plot_sequences(SYN, contexts.double(), queries, targets)
 
 
+def test_book_figure_displays_as_png_without_pyplot():
+    fig = plots.plot_class_probs(SYN)
+    assert isinstance(fig, plots.BookFigure)
+    png = fig._repr_png_()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+
+
+def test_class_and_sequence_images():
+    image = plots.class_rgb(SYN)
+    assert image.shape == (SYN.K + 1, SYN.M, 3) and image.min() >= 0 and image.max() <= 1
+    # A token outside a class's support is white in that class's row; query/next are marked.
+    assert (image[1, 20:30] == 1.0).all() and not (image[1, 10:20] == 1.0).all()
+    assert (image[1, 30] == image[0, 30]).all() and (image[1, 32] == image[0, 32]).all()
+    g = torch.Generator().manual_seed(0)
+    contexts, queries, targets = SYN.sample(3, 10, g)
+    seq = plots.sequence_rgb(SYN, contexts, queries, targets)
+    assert seq.shape == (3, 9 + 3, 3) and (seq[:, 9] == 1.0).all()  # white gap before the query
+    with pytest.raises(TypeError):
+        plots.class_rgb("classes")
+
+
+def test_class_explorer_redraws_and_validates():
+    explorer = setting.ClassExplorer(num_sequences=2, seq_len=12, seed=0)
+    classes = explorer.update(num_queries=3, next_per_query=2, num_common=0, distinct_per_next=4)
+    assert classes.K == 6
+    assert explorer.image_p.get_array().shape == (classes.K + 1, classes.M, 3)
+    assert explorer.image_s.get_array().shape == (2, 11 + 3, 3)
+    assert explorer.figure._repr_png_().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="num_sequences"):
+        setting.ClassExplorer(num_sequences=0)
+    with pytest.raises(ValueError, match="seq_len"):
+        setting.ClassExplorer(seq_len=1)
+
+
+def test_plot_run_summary():
+    run = train(SYN, [0.5, 1.0], 1.0, steps=4, batch_size=8, seq_len=16, seeds=[0],
+                record_every=2)
+    fig = plots.plot_run_summary(run)
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 2 * SYN.K
+    one = plots.plot_run_summary(run, runs=[1], labels=["b"])
+    assert len(one.axes[0].lines) == 1
+    with pytest.raises(ValueError, match="labels"):
+        plots.plot_run_summary(run, runs=[0], labels=["a", "b"])
+    with pytest.raises(ValueError, match="runs"):
+        plots.plot_run_summary(run, runs=[2])
+    with pytest.raises(TypeError, match="Run"):
+        plots.plot_run_summary("run")
+
+
 # --- Chapter 1: Lemma 2 ----------------------------------------------------------------------
 def test_attention_from_counts_matches_positions():
     g = torch.Generator().manual_seed(1)
