@@ -20,6 +20,7 @@ from .. import decompose, theory
 from .._validate import as_float_list, check_int
 from ..data import SequenceClasses
 from ..dynamics import Run
+from ..widgets import figure_to_png
 from . import FigureResult, register
 
 #: Fig 8's panels: (M, learning rates, horizon).
@@ -28,7 +29,8 @@ FIG8_PANELS = ((50, (0.1, 0.2, 0.5, 1.0, 2.0), 80), (1000, (0.2, 0.5, 1.0, 2.0, 
 
 def h_curves(M: int, etas: Sequence[float], horizon: int, points: int = 400) -> dict[str, Any]:
     """``h*`` at integer steps ``0..horizon`` and ``h`` on a fine grid, for each ``η_Y``
-    (Lemmas 5–7), with the largest gap ``max_s h*(s) − h(s)`` and Lemma 7's bound ``2η_Y/M``."""
+    (Lemmas 5–7), with the largest gap ``max_s h*(s) − h(s)``, the smallest over ``s >= 1``
+    (``h*(0) = h(0) = 0``), the gap at ``horizon`` and Lemma 7's bound ``2η_Y/M``."""
     M = check_int("M", M, low=2)
     etas = as_float_list("etas", etas, low=0.0)
     horizon = check_int("horizon", horizon, low=1)
@@ -40,7 +42,7 @@ def h_curves(M: int, etas: Sequence[float], horizon: int, points: int = 400) -> 
         gap = hs - np.asarray(theory.h(s.astype(float), M, eta))
         out["curves"].append({"eta_y": eta, "h_star": hs.tolist(),
                               "h": np.asarray(theory.h(t, M, eta)).tolist(),
-                              "max_gap": float(gap.max()), "min_gap": float(gap.min()),
+                              "max_gap": float(gap.max()), "min_gap": float(gap[1:].min()),
                               "final_gap": float(gap[-1]), "bound": 2 * eta / M})
     return out
 
@@ -81,14 +83,41 @@ def ch3_classes() -> SequenceClasses:
                            distinct_per_next=20, common_weight=0.5)
 
 
+def gamma_stages(t: Any, M: int, K: int, eta_y: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lemma 9's two regimes of ``γ(t)`` as curves: the leading terms
+    ``q η_Y t / K`` (scanning, ``t ≲ t_0' = K ln M/η_Y``) and ``q K ln(M η_Y t/K) / (η_Y t)``
+    (snapping, ``t ≳ t_0 = 2K ln M/η_Y``) with ``q = ((M−1)/M)²`` — from ``h ≈ η_Y t/(KM)`` and
+    ``e^{Mh} ≈ M η_Y t/K`` in Lemma 6. Returns ``(early, late)``; ``late`` is NaN where
+    ``M η_Y t / K <= 1`` (the logarithm is not positive there)."""
+    M, K = check_int("M", M, low=2), check_int("K", K, low=1)
+    eta = as_float_list("eta_y", eta_y, low=0.0)[0]
+    if eta <= 0:
+        raise ValueError("eta_y must be > 0")
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError("t must be a 1-D array of finite times >= 0")
+    q = ((M - 1) / M) ** 2
+    early = q * eta * t / K
+    arg = M * eta * t / K
+    with np.errstate(divide="ignore", invalid="ignore"):
+        late = np.where(arg > 1, q * K * np.log(np.where(arg > 1, arg, 2.0)) / (eta * t), np.nan)
+    return early, late
+
+
 def gamma_figure(M: int, K: int, etas: Sequence[float], horizon: float,
-                 measured: dict[float, tuple[np.ndarray, np.ndarray]] | None = None) -> Figure:
+                 measured: dict[float, tuple[np.ndarray, np.ndarray]] | None = None,
+                 stages_eta: float | None = None) -> Figure:
     """``γ(t)`` (Lemma 9) for several ``η_Y`` with ``t_0' = K ln M/η_Y`` (dotted) and
     ``t_0 = 2K ln M/η_Y`` (dashed) marked; ``measured`` maps ``η_Y`` to ``(steps, a_nn)``
-    (Theorem 1's measured ``γ ι_n``) drawn as dots."""
+    (Theorem 1's measured ``γ ι_n``) drawn as circles. With ``stages_eta`` a second, log-log
+    panel shows ``γ`` for that ``η_Y`` against Lemma 9's two regimes (:func:`gamma_stages`)."""
     M, K = check_int("M", M, low=2), check_int("K", K, low=1)
     etas = as_float_list("etas", etas, low=0.0)
-    fig, ax = plt.subplots(figsize=(6.8, 3.6), layout="constrained")
+    if stages_eta is None:
+        fig, ax = plt.subplots(figsize=(6.8, 3.6), layout="constrained")
+    else:
+        fig, (ax, ax_log) = plt.subplots(1, 2, figsize=(10.4, 3.6), layout="constrained",
+                                         gridspec_kw={"width_ratios": [1.35, 1]})
     t = np.linspace(0, horizon, 600)
     colors = plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(etas)))
     for color, eta in zip(colors, etas):
@@ -101,16 +130,36 @@ def gamma_figure(M: int, K: int, etas: Sequence[float], horizon: float,
     ax.set_xlabel("t (steps)")
     ax.set_ylabel(r"$\gamma(t)$")
     ax.set_title(rf"speed control $\gamma(t)$, M={M}, K={K}: dotted $t_0'=K\ln M/\eta_Y$, "
-                 rf"dashed $t_0=2K\ln M/\eta_Y$" + (", circles: measured $\gamma\iota_n$"
+                 r"dashed $t_0=2K\ln M/\eta_Y$" + (r", circles: measured $\gamma\iota_n$"
                                                    if measured else ""), fontsize=9)
     ax.legend(fontsize=8)
+    if stages_eta is not None:
+        eta = as_float_list("stages_eta", stages_eta, low=0.0)[0]
+        t0p, t0 = float(theory.t0_prime(M, K, eta)), float(theory.t0(M, K, eta))
+        tl = np.geomspace(t0p / 200, t0p * 200, 400)
+        early, late = gamma_stages(tl, M, K, eta)
+        ax_log.loglog(tl, theory.gamma(tl, M, K, eta), color="k", lw=1.8, label=r"$\gamma(t)$")
+        ax_log.loglog(tl[tl <= t0p * 3], early[tl <= t0p * 3], color="tab:blue", ls="--", lw=1.2,
+                      label=r"scanning: $q\,\eta_Y t/K$")
+        ax_log.loglog(tl[tl >= t0p / 3], late[tl >= t0p / 3], color="tab:red", ls="--", lw=1.2,
+                      label=r"snapping: $q\,K\ln(M\eta_Y t/K)/(\eta_Y t)$")
+        ax_log.axvline(t0p, color="k", ls=":", lw=1)
+        ax_log.axvline(t0, color="k", ls="--", lw=1)
+        peak = float(theory.gamma_peak(M, K, eta))
+        ax_log.plot([peak], [float(theory.gamma(peak, M, K, eta))], "v", color="k", ms=6,
+                    label="peak")
+        ax_log.set_ylim(float(theory.gamma(tl[0], M, K, eta)) / 2,
+                        float(theory.gamma(peak, M, K, eta)) * 3)
+        ax_log.set_xlabel("t (steps, log scale)")
+        ax_log.set_title(rf"two stages (Lemma 9), $\eta_Y={eta:g}$, $q=((M-1)/M)^2$", fontsize=9)
+        ax_log.legend(fontsize=7, loc="lower center")
     return fig
 
 
 def gradient_frame(classes: SequenceClasses, g: np.ndarray, predicted: np.ndarray,
                    step: int, ylim: tuple[float, float]) -> Figure:
-    """A scrubber frame: the back-propagated gradient ``g_1`` over context tokens (bars) and
-    Theorem 1's shape ``γ(t)(f_1 − Σ_{n'} (f_1ᵀf_{n'}) f_{n'})`` (black outline)."""
+    """A scrubber frame: the back-propagated gradient ``g_1/γ(t)`` over context tokens (bars)
+    and Theorem 1's shape ``f_1 − Σ_{n'} (f_1ᵀf_{n'}) f_{n'}`` (black outline)."""
     fig, ax = plt.subplots(figsize=(6.8, 2.7), layout="constrained")
     support = torch.nonzero(classes.probs().sum(0) > 0).flatten().numpy()
     x = np.arange(len(support))
@@ -119,20 +168,21 @@ def gradient_frame(classes: SequenceClasses, g: np.ndarray, predicted: np.ndarra
         int((classes.distinct_index == int(tok)).nonzero()[0, 0])) for tok in support]
     ax.bar(x, g[support], color=colors, width=0.9)
     ax.step(x, predicted[support], where="mid", color="k", lw=1,
-            label=r"Theorem 1: $\gamma(t)\,(\mathbf{f}_1-\sum_{n'}(\mathbf{f}_1^\top\mathbf{f}_{n'})\mathbf{f}_{n'})$")
+            label=r"Theorem 1: $\mathbf{f}_1-\sum_{n'}(\mathbf{f}_1^\top\mathbf{f}_{n'})\mathbf{f}_{n'}$")
     ax.axhline(0, color="k", lw=0.5)
     ax.set_ylim(*ylim)
     ax.set_xlabel("context token (grey: common · colours: distinct tokens of classes 1, 2, 3)")
-    ax.set_ylabel(r"$g_1 = Y(e_1-\alpha_1)$")
+    ax.set_ylabel(r"$Y(e_1-\alpha_1)\,/\,\gamma(t)$")
     ax.set_title(f"back-propagated gradient of class 1 at step {step}", fontsize=10)
     ax.legend(fontsize=8, loc="upper right")
     return fig
 
 
 def gradient_scrubber_frames(run: Run, index: int = 0,
-                             every: int = 1) -> tuple[list[Figure], list[str]]:
-    """Frames for Chapter 3's scrubber: ``g_1`` at the run's snapshots (every ``every``-th,
-    step 0 skipped: ``g = 0`` there) against Theorem 1's predicted shape."""
+                             every: int = 1) -> tuple[list[bytes], list[str]]:
+    """Frames for Chapter 3's scrubber: ``g_1/γ(t)`` at the run's snapshots (every ``every``-th,
+    step 0 skipped: ``g = 0`` there) against Theorem 1's predicted shape, rendered to PNG bytes
+    one at a time (no figure stays open)."""
     classes = run.classes
     Y, Z = run.Y[index].double(), run.Z[index].double()
     f = theory.normalized_attention(theory.attention_limit(classes.probs(), Z, classes.query_tokens))
@@ -144,11 +194,14 @@ def gradient_scrubber_frames(run: Run, index: int = 0,
     eta_y = run.configs[index][0]
     steps = run.steps.numpy()
     gam = np.asarray(theory.gamma(steps.astype(float), classes.M, classes.K, eta_y))
-    predicted = gam[:, None] * shape.numpy()
+    scale = np.where(gam > 0, gam, 1.0)[:, None]
+    g = g.numpy() / scale  # g_1 / γ(t): the theorem predicts a fixed shape
+    predicted = np.broadcast_to(shape.numpy(), g.shape)
     chosen = list(range(1, len(steps), every))
     lo = min(float(g[chosen].min()), float(predicted[chosen].min())) * 1.1
     hi = max(float(g[chosen].max()), float(predicted[chosen].max())) * 1.1
-    frames = [gradient_frame(classes, g[s].numpy(), predicted[s], int(steps[s]), (lo, hi))
+    frames = [figure_to_png(gradient_frame(classes, g[s], predicted[s], int(steps[s]),
+                                           (lo, hi)))
               for s in chosen]
     return frames, [str(int(steps[s])) for s in chosen]
 
