@@ -302,9 +302,18 @@ def tfidf(classes: SequenceClasses) -> torch.Tensor:
     Common tokens (in every class) get exactly 0; a class with no positive score keeps zeros.
     """
     _check_classes(classes)
-    P = classes.probs()
-    omega = (P > 0).sum(0).clamp_min(1).double()  # [M]
-    score = P * torch.log(classes.K / omega)
+    return tfidf_scores(classes.probs())
+
+
+def tfidf_scores(probs: torch.Tensor) -> torch.Tensor:
+    """:func:`tfidf` from a ``[K, M]`` tensor of ``P(l|n)`` (rows nonnegative, each summing to a
+    positive number): ``P(l|n) ln(K/|Ω(l)|)`` normalized per row; rows with no positive score stay 0."""
+    P = check_tensor("probs", probs, ndim=2).double()
+    if bool((P < 0).any()):
+        raise ValueError("probs must be nonnegative")
+    K = P.shape[0]
+    omega = (P > 0).sum(0).clamp_min(1).double()  # [M]: |Ω(l)|
+    score = P * torch.log(K / omega)
     total = score.sum(-1, keepdim=True)
     return torch.where(total > 0, score / total.clamp_min(1e-300), score)
 

@@ -260,3 +260,180 @@ def test_ch3_checks_explain_wrong_answers():
     flipped = lambda Y, f, t: -decompose.backprop_gradient(Y, f, t)  # noqa: E731
     with pytest.raises(CheckFailed, match="opposite sign"):
         ch3.check_backprop_gradient(flipped)
+
+
+# === Chapter 4 ================================================================================
+from scansnap import metrics, train  # noqa: E402
+from scansnap.checks import ch4  # noqa: E402
+from scansnap.figures import tokens as tk  # noqa: E402
+
+SYN = tk.syn_small()
+
+
+@pytest.fixture(scope="module")
+def sgd_short():
+    """The Fig 4 command, shortened: both learning rates, every step recorded up to 50."""
+    return tk.fig4_run(eta_y=[1.0, 10.0], eta_z=1.0, steps=50, batch_size=64, record_every=1,
+                       progress=False)
+
+
+# --- TF-IDF and the sharpening exponent ------------------------------------------------------
+def test_tfidf_zeroes_common_tokens_and_follows_p_on_distinct():
+    scores = decompose.tfidf(SYN)
+    assert scores.shape == (2, 34) and scores.dtype == torch.float64
+    torch.testing.assert_close(scores.sum(-1), torch.ones(2, dtype=torch.float64))
+    assert torch.all(scores[:, SYN.common_tokens(0)] == 0)
+    d = SYN.distinct_tokens(0)
+    p = SYN.probs()[0, d]
+    torch.testing.assert_close(scores[0, d], p / p.sum())
+    torch.testing.assert_close(decompose.tfidf_scores(SYN.probs()), scores)
+    # every token in every class: no positive score, rows stay zero
+    assert torch.all(decompose.tfidf_scores(torch.ones(3, 4, dtype=torch.float64)) == 0)
+    with pytest.raises(ValueError, match="nonnegative"):
+        decompose.tfidf_scores(-torch.ones(2, 3))
+    with pytest.raises(ValueError, match="probs"):
+        decompose.tfidf_scores(torch.ones(3))
+    with pytest.raises(TypeError):
+        decompose.tfidf("classes")
+
+
+def test_sharpening_exponent():
+    P = SYN.probs()[0]
+    assert decompose.sharpening_exponent(SYN, P) == pytest.approx(1.0, abs=1e-10)
+    assert decompose.sharpening_exponent(SYN, P**2 / (P**2).sum()) == pytest.approx(2.0, abs=1e-10)
+    with pytest.raises(ValueError, match="c"):
+        decompose.sharpening_exponent(SYN, torch.ones(5))
+    with pytest.raises(ValueError, match="n"):
+        decompose.sharpening_exponent(SYN, P, n=2)
+
+
+# --- Theorem 3 -------------------------------------------------------------------------------
+def test_growth_budget_sums_xi_through_momentum():
+    xi = torch.tensor([1.0, 2.0, 0.5, 0.0], dtype=torch.float64)
+    B = decompose.growth_budget(xi, eta_z=2.0, K=2, momentum=0.5)
+    v1, v2, v3 = 1.0, 0.5 * 1.0 + 2.0, 0.5 * 2.5 + 0.5
+    torch.testing.assert_close(B, torch.tensor([0.0, v1, v1 + v2, v1 + v2 + v3],
+                                                dtype=torch.float64))
+    plain = decompose.growth_budget(xi[:, None].repeat(1, 3), eta_z=1.0, K=1)
+    torch.testing.assert_close(plain[:, 1], torch.tensor([0.0, 1.0, 3.0, 3.5], dtype=torch.float64))
+    with pytest.raises(ValueError, match="momentum"):
+        decompose.growth_budget(xi, eta_z=1.0, K=1, momentum=1.5)
+
+
+def test_theorem3_identity_and_bounds_with_eta_y_much_larger():
+    """η_Y = 100 η_Z in population dynamics: the identity holds to < 1% and the bounds hold,
+    with the lower bound nearly tight while f_{n l0} is still f_{n l0}(0)."""
+    run = population(SYN, eta_y=10.0, eta_z=0.1, steps=400, record_every=1)
+    m = decompose.measure_theorem3(run, n=0)
+    assert m.l0 == 19 and m.others.tolist() == list(range(10, 19))
+    assert float(m.chi[-1]) > 1.05
+    assert float(m.rel_error.max()) < 0.01
+    assert bool(((m.lower <= m.chi * (1 + 1e-4)) & (m.chi <= m.upper)).all())
+    torch.testing.assert_close(m.predicted[0], m.r[0])
+    torch.testing.assert_close(m.r[0, 0], torch.tensor(99.0, dtype=torch.float64))
+    # class 2's dominant token is the last of its block
+    assert decompose.measure_theorem3(run, n=1).l0 == 29
+
+
+def test_theorem3_identity_fails_at_equal_rates_for_close_competitors():
+    run = population(SYN, eta_y=0.3, eta_z=0.3, steps=500, record_every=1)
+    m = decompose.measure_theorem3(run)
+    assert float(m.rel_error[-1, 0]) < 0.05 < 0.2 < float(m.rel_error[-1, -1])
+    assert bool((m.r[-1, -1] < m.predicted[-1, -1]))  # close competitors grow faster
+    assert bool((m.lower[-1] > m.chi[-1]))  # the lower bound fails off Eqn 10
+
+
+def test_theorem3_bounds_only_with_every_step_and_sgd(sgd_short):
+    m = decompose.measure_theorem3(sgd_short, 0)
+    late = slice(6, None)  # with batch 64, χ trails the lower bound for steps 2–5 (sampling noise)
+    assert m.B is not None
+    assert bool(((m.lower[late] <= m.chi[late]) & (m.chi[late] <= m.upper[late])).all())
+    coarse = tk.fig4_run(eta_y=1.0, steps=6, batch_size=8, record_every=2, progress=False)
+    assert decompose.measure_theorem3(coarse).B is None
+    adam = tk.fig4_run(eta_y=0.1, eta_z=0.1, optimizer="adam", steps=3, batch_size=8,
+                       record_every=1, progress=False)
+    assert decompose.measure_theorem3(adam).B is None
+    with pytest.raises(ValueError, match="n must be"):
+        decompose.measure_theorem3(sgd_short, 0, n=5)
+
+
+# --- Theorem 2 in the Fig 4 run, and the Chapter 4 figures -----------------------------------
+def test_theorem2_fates_in_the_fig4_run(sgd_short):
+    Z = sgd_short.Z[0, -1].double()
+    assert bool((metrics.common_logits(SYN, Z) < 0).all())
+    top = metrics.distinct_logits(SYN, Z)[:, -5:]
+    assert bool((top > 0).all()) and bool((top.diff(dim=-1) > 0).all())
+
+
+def test_fig4_reuses_a_run_and_validates(sgd_short):
+    plt.close("all")
+    with pytest.raises(ValueError, match="run must be"):
+        tk.fig4(run=tk.fig4_run(eta_y=1.0, steps=2, batch_size=4, progress=False))
+    result = tk.fig4(run=sgd_short)
+    plt.close(result.figure)
+    lo, hi = result.data["panels"]
+    assert result.data["final_iteration"] == 48 and result.data["iterations"][-1] == 48
+    assert hi["distinct_entropy_final"] > lo["distinct_entropy_final"]
+    assert hi["common_mass_final"] > lo["common_mass_final"]
+    assert len(lo["c1_rows"]) == 7 and len(lo["c1_rows"][0]) == 20
+    assert lo["loss"][0] == pytest.approx(math.log(34), rel=1e-6)
+    frames, labels = tk.attention_scrubber_frames(sgd_short, steps=[0, 2, 48])
+    assert labels == ["0", "2", "48"] and all(f.startswith(b"\x89PNG") for f in frames)
+    with pytest.raises(ValueError, match="recorded steps"):
+        tk.attention_scrubber_frames(sgd_short, steps=[0, 500])
+    fig = tk.logit_trajectories(sgd_short)
+    plt.close(fig)
+    m = [decompose.measure_theorem3(sgd_short, i) for i in range(2)]
+    fig = tk.theorem3_figure(m, ["a", "b"])
+    assert len(fig.axes) == 4
+    plt.close(fig)
+    with pytest.raises(ValueError, match="equal length"):
+        tk.theorem3_figure(m, ["a"])
+    assert plt.get_fignums() == []
+
+
+def test_training_explorer_updates_in_place():
+    explorer = tk.TrainingExplorer(steps=6, batch_size=16)
+    explorer.update(eta_y=1.0, eta_z=1.0, optimizer="sgd")
+    heights = np.array([b.get_height() for b in explorer.bars])
+    assert heights.sum() == pytest.approx(1.0, abs=1e-5) and "SGD" in explorer.ax.get_title()
+    explorer.update(eta_y=0.5, eta_z=0.5, optimizer="adam")
+    assert "ADAM" in explorer.ax.get_title()
+    explorer.update(eta_y=1e30, eta_z=1e30)
+    assert "DIVERGED" in explorer.ax.get_title()
+    with pytest.raises(ValueError, match="optimizer"):
+        explorer.update(optimizer="lbfgs")
+    with pytest.raises(ValueError, match="steps"):
+        tk.TrainingExplorer(steps=0)
+
+
+# --- Figs 4, 5, 8 from the command line ---------------------------------------------------
+@pytest.mark.parametrize("number", [4, 5, 8])
+def test_cli_writes_png_and_json(number, tmp_path, capsys):
+    assert main(["figure", str(number), "--quick", "--no-progress", "--out", str(tmp_path)]) == 0
+    png, js = tmp_path / f"fig{number}.png", tmp_path / f"fig{number}.json"
+    assert png.read_bytes().startswith(b"\x89PNG")
+    data = json.loads(js.read_text())
+    assert data["quick"] is True and data["panels"]
+    if number == 5:
+        assert data["etas"] == [0.1, 0.5, 1.0]
+        assert all(len(p["top3_distinct_final"]) == 3 for p in data["panels"])
+    plt.close("all")
+
+
+# --- Chapter 4 checks ---------------------------------------------------------------------
+def test_ch4_checks_accept_the_references():
+    assert "all" in ch4.check_relative_gain(lambda c, l, lp: c[..., l] ** 2 / c[..., lp] ** 2 - 1)
+    assert "all" in ch4.check_tfidf(decompose.tfidf_scores)
+
+
+def test_ch4_checks_explain_wrong_answers():
+    with pytest.raises(CheckFailed, match="expected"):
+        ch4.check_relative_gain(lambda c, l, lp: c[..., l] / c[..., lp] - 1)  # not squared
+    with pytest.raises(CheckFailed, match="last axis"):
+        ch4.check_relative_gain(lambda c, l, lp: c[l] ** 2 / c[lp] ** 2 - 1)  # first axis
+    def unnormalized(probs):
+        K = probs.shape[0]
+        return probs * torch.log(K / (probs > 0).sum(0).clamp_min(1).double())
+    with pytest.raises(CheckFailed, match="Reminder"):
+        ch4.check_tfidf(unnormalized)

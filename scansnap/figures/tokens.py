@@ -26,6 +26,7 @@ from .. import decompose, metrics
 from .._validate import as_float_list, check_choice, check_int
 from ..data import SequenceClasses
 from ..dynamics import Run, population, train
+from ..widgets import figure_to_png
 from . import FigureResult, register
 
 #: Rows of the authors' Fig 4: iterations 0..10 every 2, then "Final" (= iteration 48 in their script).
@@ -125,15 +126,20 @@ def _attention_figure(run: Run, titles: Sequence[str], final: int,
 
 
 @register(4)
-def fig4(quick: bool = False, progress: bool = False) -> FigureResult:
+def fig4(quick: bool = False, progress: bool = False, run: Run | None = None) -> FigureResult:
     """Fig 4: c_1 on Syn-Small under SGD, η_Y = η_Z = 1 (left) vs η_Y = 10, η_Z = 1 (right).
 
     The authors' settings (seed 2, 100 iterations, checkpoints every 2); "Final" = iteration 48 as
     in their ``figure_4_create.py``. ``data`` also holds the sparsity measures at iteration 48
     and at the last iteration, and the loss curves. ``quick``: 50 iterations, batch 64.
+    ``run``: an already computed :func:`fig4_run` (two runs, η_Y = 1 then 10, recording at
+    least every 2 steps up to 48) to draw instead of training again.
     """
-    run = fig4_run(steps=50 if quick else 100, batch_size=64 if quick else 128,
-                   progress=progress)
+    if run is None:
+        run = fig4_run(steps=50 if quick else 100, batch_size=64 if quick else 128,
+                       progress=progress)
+    elif not isinstance(run, Run) or len(run.configs) != 2:
+        raise ValueError("run must be a Run of fig4_run with two learning rates (eta_y = 1, 10)")
     fig, data = _attention_figure(run, [r"$\eta_Y=\eta_Z=1$", r"$\eta_Y=10,\ \eta_Z=1$"],
                                   FIG4_FINAL, with_loss=True)
     fig.suptitle("Fig 4 — SGD on Syn-Small: attention of class 1 over training", fontsize=11)
@@ -223,24 +229,31 @@ def attention_frame(classes: SequenceClasses, c: np.ndarray, title: str,
     return fig
 
 
-def attention_scrubber_frames(run: Run, index: int = 0) -> tuple[list[Figure], list[str]]:
-    """Frames for a scrubber: ``c_1`` at every recorded step of run ``index`` (with ``P(l|1)``
-    as the reference outline), and their labels."""
+def attention_scrubber_frames(run: Run, index: int = 0,
+                              steps: Sequence[int] | None = None) -> tuple[list[bytes], list[str]]:
+    """Frames for a scrubber: ``c_1`` at the recorded ``steps`` (default: all) of run ``index``
+    (with ``P(l|1)`` as the reference outline) as PNG bytes, rendered one at a time, and
+    their labels."""
     classes = run.classes
+    recorded = run.steps.tolist()
+    steps = recorded if steps is None else list(steps)
+    missing = [t for t in steps if t not in recorded]
+    if missing:
+        raise ValueError(f"steps must be recorded steps of the run; {missing} are not")
     c = run.attention()[index, :, 0, :20].double().numpy()
+    c = c[[recorded.index(t) for t in steps]]
     p = classes.probs()[0, :20].numpy()
     eta_y, eta_z, _ = run.configs[index]
     ymax = float(np.ceil(c.max() * 20) / 20)
-    frames = [attention_frame(classes, c[s],
-                              rf"$\eta_Y={eta_y:g}$, $\eta_Z={eta_z:g}$: iteration {int(t)}",
-                              ymax=ymax, reference=p)
-              for s, t in enumerate(run.steps.tolist())]
-    return frames, [str(int(t)) for t in run.steps.tolist()]
+    frames = [figure_to_png(attention_frame(
+        classes, c[i], rf"$\eta_Y={eta_y:g}$, $\eta_Z={eta_z:g}$: iteration {int(t)}",
+        ymax=ymax, reference=p)) for i, t in enumerate(steps)]
+    return frames, [str(int(t)) for t in steps]
 
 
 class PopulationExplorer:
-    """A live control for Chapter 4: Syn-Small population dynamics (T → ∞) for chosen learning
-    rates and class structure, drawn as ``c_1`` (bars) against ``P(l|1)`` and TF-IDF.
+    """Syn-Small population dynamics (T → ∞, plain gradient steps) for chosen learning rates,
+    drawn as ``c_1`` (bars) against ``P(l|1)`` and TF-IDF (see also :class:`TrainingExplorer`).
 
     ``figure`` is created once; :meth:`update` re-runs :func:`scansnap.population` (float64,
     ``steps`` steps) and changes the bars' heights only, so a redraw is fast (tens of ms).
@@ -276,3 +289,88 @@ class PopulationExplorer:
         H = float(metrics.distinct_entropy(self.classes, run.Z[0, -1])[0])
         self.ax.set_title(rf"population dynamics, {steps} steps, $\eta_Y={eta_y:g}$, "
                           rf"$\eta_Z={eta_z:g}$: distinct entropy {H:.3f}", fontsize=10)
+
+
+class TrainingExplorer:
+    """A live control for Chapter 4: the authors' Syn-Small command (Fig 4's settings: zero
+    init, batch 128, T = 128, seed 2, momentum 0.9 for SGD or PyTorch-default Adam) for chosen
+    ``η_Y``, ``η_Z`` and optimizer, trained ``steps`` iterations (default 48, Fig 4's "Final");
+    ``c_1`` at the end (bars) against ``P(l|1)`` (black) and TF-IDF (orange, dashed).
+
+    ``figure`` is created once; :meth:`update` re-trains (float32, ≈0.05–0.15 s on one core)
+    and changes the bars' heights and the title only. A diverging run is flagged in the title.
+    """
+
+    def __init__(self, steps: int = FIG4_FINAL, batch_size: int = 128) -> None:
+        self.steps = check_int("steps", steps, low=1, high=1000)
+        self.batch_size = check_int("batch_size", batch_size, low=1, high=4096)
+        self.classes = syn_small()
+        self.figure, self.ax = plt.subplots(figsize=(6.6, 2.9), layout="constrained")
+        x = np.arange(20)
+        self.bars = self.ax.bar(x, np.zeros(20), color=["0.6"] * 10 + ["tab:blue"] * 10)
+        self.ax.step(x, self.classes.probs()[0, :20].numpy(), where="mid", color="k", lw=1,
+                     label=r"$P(l\,|\,1)$ (iteration 0)")
+        self.ax.step(x, decompose.tfidf(self.classes)[0, :20].numpy(), where="mid",
+                     color="tab:orange", lw=1, ls="--", label="TF-IDF")
+        self.ax.set_xticks([0, 5, 10, 15, 19])
+        self.ax.set_xlabel("token id (grey: common · blue: distinct of class 1)")
+        self.ax.set_ylabel(r"$c_{l|1}$")
+        self.ax.legend(fontsize=8, loc="upper left")
+        plt.close(self.figure)
+
+    def update(self, eta_y: float = 1.0, eta_z: float = 1.0, optimizer: str = "sgd") -> None:
+        """Train and redraw (controls pass keyword values)."""
+        eta_y = as_float_list("eta_y", eta_y, low=0.0)[0]
+        eta_z = as_float_list("eta_z", eta_z, low=0.0)[0]
+        optimizer = check_choice("optimizer", optimizer, ("sgd", "adam"))
+        run = train(self.classes, eta_y=eta_y, eta_z=eta_z, steps=self.steps,
+                    batch_size=self.batch_size, seq_len=128, optimizer=optimizer, momentum=0.9,
+                    init="zero", seeds=[FIG4_SEED], record_every=None, dtype=torch.float32,
+                    on_divergence="flag", progress=False)
+        label = rf"{optimizer.upper()}, $\eta_Y={eta_y:g}$, $\eta_Z={eta_z:g}$"
+        Z = run.Z[0, -1]
+        if bool(run.diverged[0]) or not bool(torch.isfinite(Z).all()):
+            for bar in self.bars:
+                bar.set_height(0.0)
+            self.ax.set_title(f"DIVERGED — {label}: lower the learning rates", fontsize=9)
+            return
+        c = run.attention()[0, -1, 0, :20].double().numpy()
+        for bar, value in zip(self.bars, c):
+            bar.set_height(value)
+        self.ax.set_ylim(0, min(1.05, max(0.2, float(c.max()) * 1.15)))
+        H = float(metrics.distinct_entropy(self.classes, Z)[0])
+        mass = float(metrics.common_mass(self.classes, Z)[0])
+        self.ax.set_title(f"{label}, iteration {self.steps}: distinct entropy {H:.3f}, "
+                          f"common mass {mass:.3f}", fontsize=9)
+
+
+def theorem3_figure(measurements: Sequence[decompose.Theorem3Measurement],
+                    titles: Sequence[str]) -> Figure:
+    """Theorem 3 in runs: top row, ``r_{l0/l}(t)`` measured (solid) against ``r(0) χ_{l0}(t)``
+    (dashed) for each other distinct token ``l``; bottom row, ``χ_{l0}`` between Theorem 3's
+    bounds ``e^{2 f²(0) B_n}`` and ``e^{2 B_n}`` (when measured)."""
+    if len(measurements) != len(titles) or not measurements:
+        raise ValueError("measurements and titles must be non-empty and of equal length")
+    fig, axes = plt.subplots(2, len(measurements), figsize=(3.6 * len(measurements), 5.6),
+                             layout="constrained", squeeze=False)
+    for j, (m, title) in enumerate(zip(measurements, titles)):
+        top, bottom = axes[0, j], axes[1, j]
+        colors = plt.get_cmap("viridis")(np.linspace(0.05, 0.9, m.r.shape[1]))
+        for k in range(m.r.shape[1]):
+            top.semilogy(m.steps, m.r[:, k].numpy(), color=colors[k], lw=1.4)
+            top.semilogy(m.steps, m.predicted[:, k].numpy(), color=colors[k], lw=1, ls="--")
+        top.set_title(title, fontsize=9)
+        top.set_xlabel("step")
+        if j == 0:
+            top.set_ylabel(r"$r_{l_0/l}$: measured (—), $r(0)\chi_{l_0}$ (- -)")
+        bottom.plot(m.steps, m.chi.numpy(), color="k", lw=1.6, label=r"$\chi_{l_0}$")
+        if m.lower is not None:
+            bottom.plot(m.steps, m.lower.numpy(), color="tab:blue", ls="--",
+                        label=r"$e^{2f_{nl_0}^2(0)B_n}$")
+            bottom.plot(m.steps, m.upper.numpy(), color="tab:red", ls=":", label=r"$e^{2B_n}$")
+            bottom.set_ylim(0.9, float(m.chi.max()) * 1.6)
+        bottom.set_xlabel("step")
+        if j == 0:
+            bottom.set_ylabel(r"growth factor $\chi_{l_0}$")
+        bottom.legend(fontsize=7, loc="upper left")
+    return fig
