@@ -47,6 +47,8 @@ def check_B(student: Callable[..., Any]) -> str:
     ``B_n(t) = ¼ ln(1 + 4Γ(t)/C_0)``, ``Γ = (η_Z/η_Y) K (M-1)² h(t/K)² / 2`` (Eqns 128–129 with
     ``B_n(0) = 0``): the paper's settings, ``t = 0``, ``η_Z = 0``, a large ``t`` and random ones.
     """
+    if not callable(student):
+        raise CheckFailed(f"B: expected a function, got {type(student).__name__}")
     t_fig3 = np.linspace(0.0, 700.0, 15)
 
     def wrapped(*args: Any) -> np.ndarray:
@@ -60,6 +62,20 @@ def check_B(student: Callable[..., Any]) -> str:
     zero = _reference_B(np.array([0.0]), 1000, 10, 1.0, 0.5, 0.00625)
     if not np.all(zero == 0):  # pragma: no cover — a guard on the reference itself
         raise RuntimeError("reference B(0) must be 0")
+    # The paper's own slip, recognized by name: the printed Eqn 129 is B + ¼ ln C0 everywhere.
+    fig3 = (t_fig3, 1000, 10, 1.0, 0.5, 0.00625)
+    try:
+        offset = wrapped(*fig3) - _reference_B(*fig3)
+    except (NotImplementedError, CheckFailed):
+        raise
+    except Exception:  # compare() below reports the error with its case
+        offset = None
+    if offset is not None and np.allclose(offset, 0.25 * math.log(0.00625), rtol=1e-6, atol=1e-9):
+        raise CheckFailed(
+            f"B: at t = 0 your B is {offset[0]:.5f} = ¼ ln C0 (C0 = 0.00625), not 0, and it is the "
+            "reference plus ¼ ln C0 at every t: this is the printed Eqn 129, ¼ ln(C0 + 4Γ), "
+            "which drops the integral's lower limit. B_n(t) = η_Z ∫_0^t ξ_n, so B_n(0) = 0: "
+            "use ¼ ln(1 + 4Γ/C0).")
     cases = [
         Case("Fig 3 (M=1000, K=10, eta_y=1, eta_z=0.5, C0=0.00625)", (t_fig3, 1000, 10, 1.0, 0.5, 0.00625)),
         Case("t = 0 must give B = 0 (not the printed 1/4 ln C0)",

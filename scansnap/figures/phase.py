@@ -17,6 +17,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from .. import metrics, sweeps, theory
 from .._validate import as_float_list, as_int_list, check_bool, check_float, check_int
@@ -74,7 +75,7 @@ def theorem4_figure(M: int = 1000, K: int = 10, eta_y: float = 1.0, eta_z: float
                 bbox=dict(fc="white", ec="none", pad=1))
     ax.set(xscale="log", xlabel="t (steps)", ylabel=r"$B_n(t)$", ylim=(min(0, float(Bprinted.min())) - 0.05, top),
            title=f"Theorem 4: M={M}, K={K}, $\\eta_Y$={eta_y:g}, $\\eta_Z$={eta_z:g}, $C_0$={C0:.3g}")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="lower right")
     bx.plot(t, slope, color="k", lw=2.2, label=r"$dB_n/d\ln t$")
     bx.axhline(0.5, color=_COLORS[0], ls="--", label=r"$\frac{1}{2}$ (scanning)")
     bx.plot(t[snap_ok], late[snap_ok], "--", color=_COLORS[1], label=r"$1/(2\ln(M\eta_Y t/K))$ (snapping)")
@@ -207,8 +208,9 @@ def fig6(quick: bool = False, progress: bool = False, *, sweep: sweeps.Sweep | N
 
     Without ``quick`` this is the paper's full sweep, 640 runs per init (:func:`fig6_sweep`);
     ``quick`` uses seeds 1–3. Pass a precomputed ``sweep`` to draw it without re-running.
-    ``data`` is ``{"panels": [{"num_queries", "K", "M", "cells": [{"eta_z", "ratio", "init",
-    "mean", "sem", "std", "n"}, ...]}, ...], "checks": ..., "settings": ...}``.
+    ``data`` is exactly ``{"panels": [{"num_queries", "K", "M", "cells": [{"eta_z", "ratio",
+    "init", "mean", "sem", "std", "n"}, ...]}, ...]}``; the run settings are
+    ``sweep.to_json()["settings"]`` and the structural checks :func:`scansnap.sweeps.structural_checks`.
     """
     quick, progress = check_bool("quick", quick), check_bool("progress", progress)
     if sweep is None:
@@ -228,9 +230,8 @@ def fig6(quick: bool = False, progress: bool = False, *, sweep: sweeps.Sweep | N
             a.set_ylim(lo, hi)
     fig.suptitle(f"Fig 6: {sweep.num_runs} runs, {len(sweep.seeds)} seeds, mean ± s.e.m.",
                  fontsize=11)
-    data = sweep.to_json()
-    data["checks"] = {init: sweeps.structural_checks(sweep, init) for init in sweep.inits}
-    return FigureResult(fig, data)
+    # exactly the issue's schema (no other keys): settings and checks live on the Sweep
+    return FigureResult(fig, {"panels": sweep.to_json()["panels"]})
 
 
 # --- Figs 11 and 12 -------------------------------------------------------------------------
@@ -337,41 +338,190 @@ def scan_snap_summary(run: Run) -> dict[str, np.ndarray]:
                 common=com.mean(1).numpy())
 
 
-def scan_snap_figure(run: Run, C0: float | None = None, momentum: float = 0.9) -> FigureResult:
+def init_overlap_C0(classes: SequenceClasses) -> tuple[float, float]:
+    """``(ρ_0, C_0 = ρ_0^4/K)`` matched at zero init: App. F approximates
+    ``f_nᵀf_{n'} ≈ e^{2 z_{ml}}/ρ_0^2``, so at ``Z = 0`` we set ``ρ_0^{-2}`` to the mean overlap
+    ``f_nᵀf_{n'}`` of classes sharing a query (0.72 for the Fig 6 data: ρ_0 ≈ 1.18). The paper
+    gives no value (PAPER.md A.8); this is the book's choice, stated where it is used."""
+    if not isinstance(classes, SequenceClasses):
+        raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
+    f = theory.normalized_attention(classes.probs())
+    same = classes.class_query[:, None] == classes.class_query[None, :]
+    pairs = same & ~torch.eye(classes.K, dtype=torch.bool)
+    if not bool(pairs.any()):
+        raise ValueError("classes must have next_per_query >= 2 (no two classes share a query)")
+    overlap = float((f @ f.T)[pairs].mean())
+    rho0 = 1 / math.sqrt(overlap)
+    return rho0, rho0**4 / classes.K
+
+
+def scan_snap_figure(run: Run, C0: float | None = None, momentum: float = 0.0) -> FigureResult:
     """Scan then snap in real runs: the distinct-token entropy (left) and the dominant distinct
-    token's logit gain ``z_{m l_0}(t) - z_{m l_0}(0)`` (right, log-``t``) against Theorem 4's
-    ``B_n(t)`` — which bounds it, ``χ_{l_0} = e^{2Δz} ≤ e^{2B_n}`` (Theorem 3) — evaluated with
-    the run's ``M``, ``K`` and the effective SGD-with-momentum rates ``η/(1-μ)``. ``C0`` defaults
-    to ``ρ_0^4/K`` with ``ρ_0 = ||P(·|n)||_2 / P(common|n)`` at zero init (the normalizer of
-    ``f_n`` in App. F's units); the paper gives no value."""
+    token's logit gain ``Δz(t) = z_{m l_0}(t) - z_{m l_0}(0)`` (right, log-``t``) against
+    Theorem 4's ``B_n(t)``, the bound of Theorem 3 (``χ_{l_0} = e^{2Δz} ≤ e^{2B_n}``),
+    evaluated with the run's ``M``, ``K`` and rates ``η/(1-momentum)`` (``momentum=0``: the raw
+    rates, one theory time unit per SGD step). ``C0`` defaults to :func:`init_overlap_C0`."""
     if not isinstance(run, Run):
         raise TypeError(f"run must be a Run, got {type(run).__name__}")
     momentum = check_float("momentum", momentum, low=0.0, high=0.999)
     s = scan_snap_summary(run)
     classes = run.classes
-    p = classes.probs()[0]
-    rho0 = float(torch.linalg.vector_norm(p) / p[classes.common_index[0, 0]])
-    C0 = rho0**4 / classes.K if C0 is None else _check_positive("C0", C0)
+    rho0, C0_init = init_overlap_C0(classes)
+    C0 = C0_init if C0 is None else _check_positive("C0", C0)
     steps = s["steps"]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.0), constrained_layout=True)
-    t = np.geomspace(1, steps[-1], 200)
     theory_B = []
     for i, ez in enumerate(s["eta_z"]):
         col = _COLORS[i % 10]
         ax.plot(steps, s["entropy"][i], color=col, lw=2, label=f"$\\eta_Z$={ez:g}")
         ax.fill_between(steps, s["entropy"][i] - s["entropy_sem"][i],
                         s["entropy"][i] + s["entropy_sem"][i], color=col, alpha=0.2, lw=0)
-        bx.plot(steps[1:], s["dominant"][i, 1:], color=col, lw=2, label=f"run, $\\eta_Z$={ez:g}")
+        bx.plot(steps[1:], s["dominant"][i, 1:], color=col, lw=2, label=f"$\\eta_Z$={ez:g}")
         eff_y, eff_z = s["ratio"] * ez / (1 - momentum), ez / (1 - momentum)
-        Bt = theory.B(t, M=classes.M, K=classes.K, eta_y=eff_y, eta_z=eff_z, C0=C0)
-        bx.plot(t, Bt, ls="--", color=col, lw=1.3)
+        Bt = theory.B(steps.astype(np.float64), M=classes.M, K=classes.K, eta_y=eff_y,
+                      eta_z=eff_z, C0=C0)
+        bx.plot(steps[1:], Bt[1:], ls="--", color=col, lw=1.3)
         theory_B.append(Bt)
     ax.axhline(math.log(classes.distinct_per_next), color="0.5", ls=":", lw=1)
     ax.set(xlabel="SGD step", ylabel="distinct-token entropy (nats)",
            title=f"M={classes.M}, K={classes.K}, $\\eta_Y/\\eta_Z$={s['ratio']:g}: falls, then freezes")
     ax.legend(fontsize=8)
-    bx.set(xscale="log", xlabel="SGD step (log)", ylabel=r"$z_{m l_0}(t)-z_{m l_0}(0)$",
-           title=r"dominant token's logit (solid) vs $B_n(t)$ (dashed)")
+    bx.set(xscale="log", xlabel="SGD step (log scale)", ylabel=r"$z_{m l_0}(t)-z_{m l_0}(0)$",
+           title=rf"dominant token's logit (solid) vs $B_n(t)$, $C_0$={C0:.3g} (dashed)")
     bx.legend(fontsize=8, loc="upper left")
-    data = dict(s, C0=C0, rho0=rho0, momentum=momentum, t_theory=t, B_theory=np.array(theory_B))
+    data = dict(s, C0=C0, rho0=rho0, momentum=momentum, B_theory=np.array(theory_B))
     return FigureResult(fig, data)
+
+
+# --- helpers for the chapter's widgets and the erratum ---------------------------------------
+def integrate_common_logit(t: Any, M: int, K: int, eta_y: float, eta_z: float,
+                           C0: float) -> np.ndarray:
+    """Integrate App. F's Eqn 13, ``ż = -C_0^{-1} η_Z γ(t) e^{4z}``, ``z(0) = 0``, numerically
+    (scipy ``solve_ivp``, LSODA, rtol 1e-10) at the increasing times ``t`` — the check that the
+    closed form is ``z(t) = -B_n(t)`` with ``B_n(0) = 0`` (PAPER.md D.10), not the printed
+    ``-¼ ln(C_0 + 4Γ)``."""
+    from scipy.integrate import solve_ivp
+
+    M, K = check_int("M", M, low=2), check_int("K", K, low=1)
+    eta_y, eta_z = _check_positive("eta_y", eta_y), check_float("eta_z", eta_z, low=0.0)
+    C0 = _check_positive("C0", C0)
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1 or t.size < 1 or np.any(t < 0) or np.any(np.diff(t) <= 0):
+        raise ValueError("t must be a 1-d array of increasing times >= 0")
+
+    def rhs(time: float, z: np.ndarray) -> np.ndarray:
+        return -eta_z * float(theory.gamma(time, M, K, eta_y)) * np.exp(4 * z) / C0
+
+    sol = solve_ivp(rhs, (0.0, float(t[-1])), [0.0], t_eval=t, method="LSODA", rtol=1e-10,
+                    atol=1e-12)
+    if not sol.success:  # pragma: no cover
+        raise RuntimeError(f"integration failed: {sol.message}")
+    return sol.y[0]
+
+
+def B_explorer(t_max: float = 700.0) -> tuple[plt.Figure, Any]:
+    """A figure and its in-place ``update(M, K, eta_y, eta_z, C0)`` for a live control:
+    ``B_n(t)`` (left, with ``t_0'`` and ``t_0`` marked) and ``χ(t) = e^{2B_n}`` (right) on
+    ``[0, t_max]``. ``update`` changes only line data and limits (fast redraw)."""
+    t_max = _check_positive("t_max", t_max)
+    t = np.linspace(0.0, t_max, 400)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    (b_line,) = ax.plot(t, t, color="k", lw=2, label=r"$B_n(t)$")
+    (scan_line,) = ax.plot(t, t, "--", color=_COLORS[0], lw=1.2, label="scanning asymptote")
+    (snap_line,) = ax.plot(t, t, "--", color=_COLORS[1], lw=1.2, label="snapping asymptote")
+    (c_line,) = bx.plot(t, t, color=_COLORS[2], lw=2)
+    marks = [a.axvline(0, color="0.5", ls=":", lw=1) for a in (ax, ax, bx)]
+    ax.set(xlabel="t (steps)", ylabel=r"$B_n(t)$", xlim=(0, t_max))
+    bx.set(xlabel="t (steps)", ylabel=r"$\chi(t)=e^{2B_n(t)}$", xlim=(0, t_max))
+    ax.legend(fontsize=8, loc="lower right")
+
+    def update(M: int, K: int, eta_y: float, eta_z: float, C0: float) -> None:
+        args = dict(M=int(M), K=int(K), eta_y=float(eta_y), eta_z=float(eta_z), C0=float(C0))
+        Bt = theory.B(t, **args)
+        b_line.set_ydata(Bt)
+        scan_line.set_ydata(theory.B_scanning(t, **args))
+        T0p, T0 = float(theory.t0_prime(int(M), int(K), eta_y)), float(theory.t0(int(M), int(K), eta_y))
+        snap = np.where(t >= T0p, theory.B_snapping(t, **args), np.nan)
+        snap_line.set_ydata(snap)
+        c_line.set_ydata(np.exp(2 * Bt))
+        marks[0].set_xdata([T0p, T0p]), marks[1].set_xdata([T0, T0]), marks[2].set_xdata([T0, T0])
+        top = float(Bt.max())
+        ax.set_ylim(0, 1.3 * top + 1e-9)
+        bx.set_ylim(0, 1.1 * math.exp(2 * top) + 1e-9)
+        ax.set_title(f"$t_0'$={T0p:.1f}, $t_0$={T0:.1f}, $B_n(t_0)$="
+                     f"{float(theory.B(T0, **args)):.3f}", fontsize=10)
+        bx.set_title(f"$\\chi$({t_max:g}) = {math.exp(2 * float(Bt[-1])):.3g}", fontsize=10)
+
+    return fig, update
+
+
+def fig6_explorer_frames(sweep: sweeps.Sweep) -> tuple[list[plt.Figure], list[str]]:
+    """One frame per Fig 6 panel: heat maps of the mean distinct-token entropy over
+    (``η_Z`` × ``η_Y/η_Z``), each cell annotated with mean ± s.e.m., one map per init, on a
+    shared colour scale. Returns ``(figures, labels)`` for :func:`scansnap.widgets.scrubber`."""
+    if not isinstance(sweep, sweeps.Sweep):
+        raise TypeError(f"sweep must be a Sweep, got {type(sweep).__name__}")
+    means = [sweep.stats(q, i)["mean"] for q, _, _ in sweep.panels for i in sweep.inits]
+    lo, hi = min(float(m.min()) for m in means), max(float(m.max()) for m in means)
+    frames, labels = [], []
+    for q, K, M in sweep.panels:
+        fig = Figure(figsize=(4.6 * len(sweep.inits), 3.8), layout="constrained")
+        axes = fig.subplots(1, len(sweep.inits), squeeze=False)
+        for ax, init in zip(axes[0], sweep.inits):
+            st = sweep.stats(q, init)
+            im = ax.imshow(st["mean"], cmap="viridis", vmin=lo, vmax=hi, origin="lower",
+                           aspect="auto")
+            for i in range(len(sweep.eta_z)):
+                for j in range(len(sweep.ratios)):
+                    v = st["mean"][i, j]
+                    ax.text(j, i, f"{v:.3f}\n±{st['sem'][i, j]:.3f}", ha="center", va="center",
+                            fontsize=8, color="white" if v < (lo + hi) / 2 else "black")
+            ax.set_xticks(range(len(sweep.ratios)), [f"{r:g}" for r in sweep.ratios])
+            ax.set_yticks(range(len(sweep.eta_z)), [f"{e:g}" for e in sweep.eta_z])
+            ax.set(xlabel=r"$\eta_Y/\eta_Z$", ylabel=r"$\eta_Z$", title=f"{init} init")
+        fig.colorbar(im, ax=axes[0].tolist(), label="entropy (nats)", shrink=0.9)
+        fig.suptitle(f"#last/next = {q}/{K}, M = {M}: mean ± s.e.m. over {len(sweep.seeds)} seeds",
+                     fontsize=11)
+        frames.append(fig)
+        labels.append(f"{q}/{K} (M={M})")
+    return frames, labels
+
+
+def training_frames(run: Run, eta_z: float, seed: int, every: int = 4,
+                    klass: int = 0) -> tuple[list[plt.Figure], list[str]]:
+    """Frames for a scrubber over training steps of a :func:`scan_snap_runs` run: ``c_n`` of
+    class ``klass`` over its support (common tokens grey, distinct tokens coloured, least to
+    most likely) at every ``every``-th snapshot, and the distinct-token entropy so far."""
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a Run, got {type(run).__name__}")
+    every = check_int("every", every, low=1)
+    classes = run.classes
+    klass = check_int("klass", klass, low=0, high=classes.K - 1)
+    idx = [i for i, c in enumerate(run.configs)
+           if math.isclose(c[1], check_float("eta_z", eta_z)) and c[2] == seed]
+    if not idx:
+        raise ValueError(f"(eta_z, seed) = ({eta_z}, {seed}) is not in the run")
+    Z = run.Z[idx[0]]  # [S, M, M]
+    c = metrics.attention(classes, Z)[:, klass]  # [S, M]
+    support = torch.cat([classes.common_tokens(klass), classes.distinct_tokens(klass)])
+    c = c[:, support].numpy()
+    H = metrics.distinct_entropy(classes, Z)[:, klass].numpy()
+    n_common = classes.common_index.shape[1]
+    colors = ["0.6"] * n_common + [plt.cm.viridis(x) for x in np.linspace(0.1, 0.9, len(support) - n_common)]
+    steps = run.steps.numpy()
+    frames, labels = [], []
+    top = float(c.max()) * 1.1
+    for s in list(range(0, len(steps), every)) + ([len(steps) - 1] if (len(steps) - 1) % every else []):
+        fig = Figure(figsize=(10, 3.2), layout="constrained")  # not pyplot: many frames
+        ax, bx = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[1.6, 1]))
+        ax.bar(range(len(support)), c[s], color=colors)
+        ax.axvline(n_common - 0.5, color="k", lw=0.8)
+        ax.set(ylim=(0, top), xlabel="token (left: common, right: distinct, least → most likely)",
+               ylabel=f"$c_{{l|{klass + 1}}}$", xticks=[],
+               title=f"step {steps[s]}: common mass {c[s, :n_common].sum():.2f}")
+        bx.plot(steps[: s + 1], H[: s + 1], color="k", lw=2)
+        bx.set(xlim=(0, steps[-1]), ylim=(min(H.min(), 1.5) - 0.05, math.log(classes.distinct_per_next) + 0.05),
+               xlabel="step", ylabel="distinct-token entropy", title=f"$\\eta_Z$={eta_z:g}, seed {seed}")
+        frames.append(fig)
+        labels.append(f"t={steps[s]}")
+    return frames, labels
