@@ -104,7 +104,8 @@ def test_page_renders_offline(site, page, name):
         assert page.locator(".widget-subarea").count() >= views
         assert page.locator(".widget-subarea .jupyter-widgets").count() >= views
     if 'class="math' in html:
-        page.wait_for_selector("mjx-container", timeout=15_000)
+        # state="attached": the first formula may sit in a closed dropdown (a solution).
+        page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
         page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
         page.evaluate("() => MathJax.startup.promise")
         assert page.locator("mjx-merror").count() == 0, "MathJax reported a TeX error"
