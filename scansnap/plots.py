@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["TOKEN_KINDS", "KIND_COLORS", "token_kinds", "class_color", "plot_class_probs",
            "plot_sequences", "plot_attention", "plot_run_summary", "class_rgb", "sequence_rgb",
-           "new_figure", "BookFigure"]
+           "new_figure", "BookFigure", "freeze_layout"]
 
 TOKEN_KINDS = ("common", "distinct", "query", "next", "unused")
 KIND_COLORS = {"common": "#9a9a9a", "distinct": "#1f77b4", "query": "#222222",
@@ -54,6 +54,22 @@ class BookFigure(Figure):
         out = io.BytesIO()
         self.savefig(out, format="png", bbox_inches="tight")
         return out.getvalue()
+
+
+def freeze_layout(figure: Figure) -> Figure:
+    """Lay ``figure`` out once (constrained layout) and keep that layout for later draws.
+
+    For live figures: re-solving the constrained layout costs about as much as drawing, and a
+    redraw that only changes data does not need it. Returns ``figure``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not isinstance(figure, Figure):
+        raise TypeError(f"figure must be a matplotlib Figure, got {type(figure).__name__}")
+    canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
+    canvas.draw()
+    figure.set_layout_engine("none")
+    return figure
 
 
 def new_figure(width: float = 6.4, height: float = 3.0) -> Figure:

@@ -15,8 +15,7 @@ parameters ``(U, W_Q, W_K, W_V)`` with ``Y = U W_Vᵀ Uᵀ`` and ``Z = U W_Q W_K
 from __future__ import annotations
 
 import math
-
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -29,10 +28,11 @@ from .data import SequenceClasses, counts_of
 from .dynamics import Run
 from .figures import FigureResult
 from .models import Transformer1L, full_to_yz, yz_logits
-from .plots import class_color, new_figure, plot_attention
+from .plots import class_color, freeze_layout, new_figure, plot_attention
 
 __all__ = ["logit_identity", "lemma1_check", "row_sum_drift", "OneStepRates", "one_step_rates",
-           "predicted_rates", "rates_vs_width", "compare_frame"]
+           "predicted_rates", "rates_vs_width", "compare_frame", "plot_row_sums", "FullTraining",
+           "train_full_with_rates", "plot_full_vs_yz", "OneStepExplorer"]
 
 
 def _check_classes(classes: object) -> SequenceClasses:
@@ -136,7 +136,9 @@ class OneStepRates:
     ``kappa_z_attention``/``cos_z_attention`` for the part due to ``W_Q, W_K`` alone and
     ``kappa_z_embedding``/``cos_z_embedding`` for the part due to ``U, W_V`` (the decoder's
     gradient reaching ``Z`` through the shared embedding); ``size_z_embedding = ‖ΔZ_emb‖ / ‖G_Z‖``
-    is how far that part moves ``Z`` whatever its direction.
+    is how far that part moves ``Z`` whatever its direction. The tensors are ``ΔY``, ``G_Y`` and
+    the centred query-row views of ``ΔZ`` (all paths), ``G_Z``, ``ΔZ`` due to ``W_Q, W_K``
+    (``dZ_attention``) and ``ΔZ`` due to ``U`` (``dZ_embedding``).
     """
 
     d: int
@@ -155,6 +157,8 @@ class OneStepRates:
     GY: torch.Tensor
     dZ: torch.Tensor
     GZ: torch.Tensor
+    dZ_attention: torch.Tensor
+    dZ_embedding: torch.Tensor
 
     def summary(self) -> dict[str, float]:
         """The scalar fields (no tensors)."""
@@ -198,18 +202,29 @@ def one_step_rates(classes: SequenceClasses, d: int, eta_y: float = 1.0, eta_z: 
     model = Transformer1L(classes.M, d, generator=g, dtype=dtype)
     counts, queries, targets = classes.sample_counts(batch_size, seq_len, g, dtype=dtype)
     params = tuple(p.detach() for p in (model.U, model.W_Q, model.W_K, model.W_V))
+    return _rates_at(classes, params, counts, queries, targets, eta_y, eta_z)
 
-    def loss_yz(Y: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
-        logits = yz_logits(Y, Z, counts, queries)
-        return -torch.log_softmax(logits, -1).gather(-1, targets[:, None]).mean()
 
+def _batch_loss(Y: torch.Tensor, Z: torch.Tensor, counts: torch.Tensor, queries: torch.Tensor,
+                targets: torch.Tensor) -> torch.Tensor:
+    logits = yz_logits(Y, Z, counts, queries)
+    return -torch.log_softmax(logits, -1).gather(-1, targets[:, None]).mean()
+
+
+def _rates_at(classes: SequenceClasses, params: Sequence[torch.Tensor], counts: torch.Tensor,
+              queries: torch.Tensor, targets: torch.Tensor, eta_y: float,
+              eta_z: float) -> OneStepRates:
+    """:class:`OneStepRates` of one plain SGD step from ``params = (U, W_Q, W_K, W_V)`` on the
+    batch ``(counts, queries, targets)``."""
+    params = tuple(p.detach() for p in params)
+    U, W_Q, W_K, W_V = params
+    d = U.shape[-1]
     leaves = tuple(p.clone().requires_grad_(True) for p in params)
-    grads = torch.autograd.grad(loss_yz(*full_to_yz(*leaves)), leaves)
+    grads = torch.autograd.grad(_batch_loss(*full_to_yz(*leaves), counts, queries, targets),
+                                leaves)
     Y0, Z0 = full_to_yz(*params)
     yz_leaves = (Y0.clone().requires_grad_(True), Z0.clone().requires_grad_(True))
-    GY, GZ = torch.autograd.grad(loss_yz(*yz_leaves), yz_leaves)
-
-    U, W_Q, W_K, W_V = params
+    GY, GZ = torch.autograd.grad(_batch_loss(*yz_leaves, counts, queries, targets), yz_leaves)
 
     def tangent(rates: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
         # The exact first-order change (product rule) of Y = U W_Vᵀ Uᵀ, Z = U W_Q W_Kᵀ Uᵀ / √d.
@@ -228,6 +243,8 @@ def one_step_rates(classes: SequenceClasses, d: int, eta_y: float = 1.0, eta_z: 
     def rate(delta: torch.Tensor, grad: torch.Tensor) -> tuple[float, float]:
         inner = float(-(delta * grad).sum())
         gn, dn = float(grad.norm()), float(delta.norm())
+        if gn == 0.0:  # a perfectly fitted batch: no gradient, no rate
+            return math.nan, math.nan
         return inner / gn**2, inner / max(dn * gn, 1e-300)
 
     dY, dZ = tangent((eta_y, eta_z, eta_z, eta_y))
@@ -238,9 +255,10 @@ def one_step_rates(classes: SequenceClasses, d: int, eta_y: float = 1.0, eta_z: 
     kz, cz = rate(z_view(dZ), GZv)
     kza, cza = rate(z_view(dZ_att), GZv)
     kze, cze = rate(z_view(dZ_emb), GZv)
-    size = float(z_view(dZ_emb).norm() / GZv.norm())
+    gzn = float(GZv.norm())
+    size = float(z_view(dZ_emb).norm()) / gzn if gzn > 0 else math.nan
     return OneStepRates(d, eta_y, eta_z, ky, cy, kz, cz, kza, cza, kze, cze, size,
-                        dY, GY, z_view(dZ), GZv)
+                        dY, GY, z_view(dZ), GZv, z_view(dZ_att), z_view(dZ_emb))
 
 
 def rates_vs_width(classes: SequenceClasses, ds: Sequence[int] = (4, 8, 16, 32, 64, 128, 256,
@@ -294,9 +312,11 @@ def rates_vs_width(classes: SequenceClasses, ds: Sequence[int] = (4, 8, 16, 32, 
 
 
 def compare_frame(classes: SequenceClasses, panels: Sequence[tuple[str, torch.Tensor]],
-                  n: int = 0, ymax: float | None = None, title: str | None = None) -> Figure:
+                  n: int = 0, ymax: float | None = None, title: str | None = None,
+                  reference: torch.Tensor | None = None) -> Figure:
     """One figure with ``c_n`` side by side for several models: ``panels`` is a sequence of
-    ``(label, c [K, M])``. Used for scrubber frames (pass a shared ``ymax``)."""
+    ``(label, c [K, M])``; ``reference [K, M]`` (e.g. ``P(l | n)``) is drawn as black ticks in
+    every panel. Used for scrubber frames (pass a shared ``ymax``)."""
     classes = _check_classes(classes)
     n = check_int("n", n, low=0, high=classes.K - 1)
     if not panels:
@@ -305,7 +325,7 @@ def compare_frame(classes: SequenceClasses, panels: Sequence[tuple[str, torch.Te
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     for ax, (label, c) in zip(axes, panels):
         c = check_tensor("c", c, shape=(classes.K, classes.M))
-        plot_attention(classes, c, ax=ax, classes_to_show=[n], ymax=ymax)
+        plot_attention(classes, c, ax=ax, classes_to_show=[n], ymax=ymax, reference=reference)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("token $l$", fontsize=8)
     if title is not None:
@@ -316,3 +336,270 @@ def compare_frame(classes: SequenceClasses, panels: Sequence[tuple[str, torch.Te
 def _contextual(classes: SequenceClasses) -> torch.Tensor:
     return torch.nonzero(classes.probs().sum(0) > 0).flatten()
 
+
+
+def plot_row_sums(runs: Mapping[str, Run], run_index: int = 0) -> Figure:
+    """Lemma 1's invariant along training: the largest ``|row sum|`` of ``Y`` (left) and ``Z``
+    (right) at every snapshot (:func:`row_sum_drift`), one line per labelled run, on log axes.
+
+    Exact zeros are drawn at ``1e-18`` (a dotted floor) so that they show on the log scale; the
+    dashed line is float64's machine epsilon, the size of one rounding error of a unit number.
+    """
+    if not isinstance(runs, Mapping) or not runs:
+        raise ValueError("runs must be a non-empty mapping {label: Run}")
+    run_index = check_int("run_index", run_index, low=0)
+    floor = 1e-18
+    fig = new_figure(11.0, 3.4)
+    axes = fig.subplots(1, 2, sharey=True)
+    styles = ["-", "--", "-.", ":"]
+    for i, (label, run) in enumerate(runs.items()):
+        drift = row_sum_drift(run)
+        if run_index >= run.loss.shape[0]:
+            raise ValueError(f"run_index must be < {run.loss.shape[0]} for run {label!r}, "
+                             f"got {run_index}")
+        steps = run.steps.numpy()
+        for ax, key in zip(axes, ("Y", "Z")):
+            values = drift[key][run_index].double().clamp_min(floor).numpy()
+            ax.semilogy(steps, values, styles[i % 4], color=class_color(i + 2), label=label)
+    for ax, key in zip(axes, ("Y", "Z")):
+        ax.axhline(float(torch.finfo(torch.float64).eps), color="k", ls="--", lw=0.8,
+                   label="float64 epsilon")
+        ax.axhline(floor, color="#999999", ls=":", lw=0.8)
+        ax.set_xlabel("step $t$")
+        ax.set_title(f"$\\max_l |({key}\\mathbf{{1}})_l|$: row sums of ${key}$", fontsize=10)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(fontsize=8, frameon=False)
+    axes[0].set_ylabel("largest |row sum| (0 drawn at $10^{-18}$)")
+    return fig
+
+
+@dataclass
+class FullTraining:
+    """Full-parameter training with the effective rates measured along the way
+    (:func:`train_full_with_rates`).
+
+    ``run`` is a :class:`~scansnap.dynamics.Run` (``model="full"``; the same trajectory as
+    :func:`scansnap.train` with the same arguments). ``rate_steps [P]`` are the steps at which
+    the rates were measured; ``kappa_y``, ``kappa_z``, ``kappa_z_attention``,
+    ``kappa_z_embedding`` and ``cos_z`` are ``[R, P]`` arrays (one row per seed) with the
+    meaning of :class:`OneStepRates`; at the same steps ``embedding_norms [R, P, M]`` holds the
+    norm of every token's embedding (the rows of ``U``) and ``weight_norms [R, P, 3]`` the
+    Frobenius norms of ``W_Q, W_K, W_V``; ``predicted`` is :func:`predicted_rates` at
+    initialization.
+    """
+
+    run: Run
+    rate_steps: np.ndarray
+    kappa_y: np.ndarray
+    kappa_z: np.ndarray
+    kappa_z_attention: np.ndarray
+    kappa_z_embedding: np.ndarray
+    cos_z: np.ndarray
+    embedding_norms: np.ndarray
+    weight_norms: np.ndarray
+    predicted: tuple[float, float]
+
+
+def train_full_with_rates(classes: SequenceClasses, eta_y: float, eta_z: float, d: int = 128,
+                          steps: int = 100, seeds: Sequence[int] = (1,), batch_size: int = 128,
+                          seq_len: int = 128, momentum: float = 0.9, record_every: int = 2,
+                          measure_every: int = 5,
+                          dtype: torch.dtype = torch.float64) -> FullTraining:
+    """Train ``(U, W_Q, W_K, W_V)`` like :func:`scansnap.train` (``model="full"``, SGD with
+    momentum, same initialization and batches for the same seed) and, every ``measure_every``
+    steps, measure how a plain gradient step from the current weights moves ``(Y, Z)``
+    (:class:`OneStepRates`, on that step's batch).
+
+    Section 3.1 treats ``Y`` and ``Z`` as independent parameters with rates ``η_Y, η_Z``; in the
+    original parameters the rates are those of a preconditioner that depends on the weights
+    (``κ_Y ≈ (5/3) η_Y``, ``κ_Z ≈ 2 η_Z/(3d)`` at initialization, :func:`predicted_rates`) and
+    therefore changes as they grow. Diverging runs raise ``FloatingPointError``.
+    """
+    from .dynamics import _init_params  # the initialization train() uses, for the same start
+
+    classes = _check_classes(classes)
+    eta_y = check_float("eta_y", eta_y, low=0.0)
+    eta_z = check_float("eta_z", eta_z, low=0.0)
+    d = check_int("d", d, low=1)
+    steps = check_int("steps", steps, low=1)
+    seeds = as_int_list("seeds", list(seeds), low=0)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    batch_size = check_int("batch_size", batch_size, low=1)
+    seq_len = check_int("seq_len", seq_len, low=2)
+    momentum = check_float("momentum", momentum, low=0.0, high=1.0)
+    record_every = check_int("record_every", record_every, low=1)
+    measure_every = check_int("measure_every", measure_every, low=1)
+    M = classes.M
+    record_at = sorted(set(range(0, steps + 1, record_every)) | {steps})
+    measure_at = list(range(0, steps, measure_every))
+    Ys = torch.empty(len(seeds), len(record_at), M, M, dtype=dtype)
+    Zs = torch.empty_like(Ys)
+    losses = torch.empty(len(seeds), steps, dtype=dtype)
+    fields = ("kappa_y", "kappa_z", "kappa_z_attention", "kappa_z_embedding", "cos_z")
+    rates = {f: np.full((len(seeds), len(measure_at)), np.nan) for f in fields}
+    embedding_norms = np.zeros((len(seeds), len(measure_at), M))
+    norms = np.zeros((len(seeds), len(measure_at), 3))
+    lrs = (eta_y, eta_z, eta_z, eta_y)
+    for r, seed in enumerate(seeds):
+        init, _ = _init_params("full", "random", M, d, [(eta_y, eta_z, seed)], [seed], dtype)
+        params = [p[0].clone() for p in init]
+        buffers = [torch.zeros_like(p) for p in params]
+        data = torch.Generator().manual_seed(seed)
+
+        def snapshot(slot: int) -> None:
+            with torch.no_grad():
+                Ys[r, slot], Zs[r, slot] = full_to_yz(*params)
+
+        snapshot(0)
+        for step in range(steps):
+            counts, queries, targets = classes.sample_counts(batch_size, seq_len, data,
+                                                             dtype=dtype)
+            if step in measure_at:
+                one = _rates_at(classes, params, counts, queries, targets, eta_y, eta_z)
+                for f in fields:
+                    rates[f][r, measure_at.index(step)] = getattr(one, f)
+                embedding_norms[r, measure_at.index(step)] = params[0].norm(dim=1).numpy()
+                norms[r, measure_at.index(step)] = [float(p.norm()) for p in params[1:]]
+            leaves = [p.detach().requires_grad_(True) for p in params]
+            loss = _batch_loss(*full_to_yz(*leaves), counts, queries, targets)
+            if not bool(torch.isfinite(loss)):
+                raise FloatingPointError(
+                    f"full-parameter training diverged at step {step} (seed {seed}, eta_y="
+                    f"{eta_y:g}, eta_z={eta_z:g}); lower the learning rates")
+            grads = torch.autograd.grad(loss, leaves)
+            losses[r, step] = loss.detach()
+            with torch.no_grad():
+                for p, g, buf, lr in zip(params, grads, buffers, lrs):
+                    if momentum:
+                        if step == 0:
+                            buf.copy_(g)
+                        else:
+                            buf.mul_(momentum).add_(g)
+                        g = buf
+                    p.add_(g, alpha=-lr)
+            if step + 1 in record_at:
+                snapshot(record_at.index(step + 1))
+    run = Run(classes=classes, configs=[(eta_y, eta_z, s) for s in seeds],
+              steps=torch.tensor(record_at), Y=Ys, Z=Zs, loss=losses,
+              diverged=torch.zeros(len(seeds), dtype=torch.bool),
+              settings=dict(kind="train", optimizer="sgd", momentum=momentum, init="random",
+                            model="full", d=d, batch_size=batch_size, seq_len=seq_len,
+                            normalize=True, residual=False, grid=([eta_y], [eta_z], seeds)))
+    return FullTraining(run, np.asarray(measure_at), *(rates[f] for f in fields),
+                        embedding_norms=embedding_norms, weight_norms=norms,
+                        predicted=predicted_rates(d, eta_y, eta_z))
+
+
+def plot_full_vs_yz(full: FullTraining, yz: Run, n: int = 0) -> Figure:
+    """Left: the effective rates of the full model along training, ``κ_Y/η_Y`` and ``κ_Z/η_Z``
+    (the ``W_Q, W_K`` path and the total), relative to their values predicted at initialization
+    (:func:`predicted_rates`; a YZ model trained at those rates stays at 1). Right: class
+    ``n``'s attention mass on common tokens over training, every seed of ``full.run`` (solid)
+    and of the YZ run ``yz`` (dashed)."""
+    if not isinstance(full, FullTraining):
+        raise TypeError(f"full must be a FullTraining, got {type(full).__name__}")
+    if not isinstance(yz, Run):
+        raise TypeError(f"yz must be a scansnap Run, got {type(yz).__name__}")
+    classes = full.run.classes
+    n = check_int("n", n, low=0, high=classes.K - 1)
+    from .metrics import common_mass
+
+    pred_y, pred_z = full.predicted
+    fig = new_figure(11.0, 3.6)
+    ax, bx = fig.subplots(1, 2)
+    t = full.rate_steps
+    series = [("$\\kappa_Y$", full.kappa_y / pred_y, class_color(0), "-"),
+              ("$\\kappa_Z$, $W_Q, W_K$ path", full.kappa_z_attention / pred_z, class_color(1),
+               "-"),
+              ("$\\kappa_Z$, all paths", full.kappa_z / pred_z, class_color(1), ":")]
+    for label, values, color, style in series:
+        for r in range(values.shape[0]):
+            ax.semilogy(t, values[r], style, color=color, lw=1.2, alpha=0.8,
+                        label=label if r == 0 else None)
+    ax.axhline(1.0, color="k", ls="--", lw=0.8, label="value at initialization (prediction)")
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel("effective rate / predicted initial rate")
+    ax.set_title("Full model: effective rates of $Y$ and $Z$ grow", fontsize=10)
+    steps_full = full.run.steps.numpy()
+    mass_full = common_mass(classes, full.run.Z)[..., n].double().numpy()  # [R, S]
+    mass_yz = common_mass(classes, yz.Z)[..., n].double().numpy()
+    for r in range(mass_full.shape[0]):
+        bx.plot(steps_full, mass_full[r], "-", color=class_color(3),
+                label="full $(U, W_Q, W_K, W_V)$" if r == 0 else None)
+    for r in range(mass_yz.shape[0]):
+        bx.plot(yz.steps.numpy(), mass_yz[r], "--", color=class_color(2),
+                label="$(Y, Z)$ at the matched rates" if r == 0 else None)
+    bx.set_ylim(0, 1.02)
+    bx.set_xlabel("step $t$")
+    bx.set_ylabel(f"$\\sum_{{l \\in G_{{CT}}}} c_{{l\\mid {n + 1}}}$")
+    bx.set_title(f"Attention mass on common tokens, class {n + 1} (every seed)", fontsize=10)
+    for panel in (ax, bx):
+        panel.legend(fontsize=7, frameon=False)
+        panel.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+class OneStepExplorer:
+    """A live figure of one full-parameter gradient step in ``(Y, Z)`` coordinates.
+
+    ``update(d, seed)`` measures :func:`one_step_rates` (``η_Y = η_Z = 1``) for a fresh model of
+    width ``d`` and redraws, in place, the entries of ``ΔY`` against ``−G_Y`` (left) and of the
+    query rows of ``ΔZ`` against ``−G_Z`` (right; centred rows, as Lemma 1's invariant allows),
+    split into the move due to ``W_Q, W_K`` and the move due to the embedding ``U``, with the
+    measured slopes ``κ`` and the predictions of :func:`predicted_rates`. Returns the
+    :class:`OneStepRates`.
+    """
+
+    def __init__(self, classes: SequenceClasses, batch_size: int = 128) -> None:
+        self.classes = _check_classes(classes)
+        self.batch_size = check_int("batch_size", batch_size, low=1)
+        self.figure = new_figure(10.0, 3.6)
+        self.ax_y, self.ax_z = self.figure.subplots(1, 2)
+        self.points_y = self.ax_y.scatter([0.0], [0.0], s=6, color=class_color(0), alpha=0.6)
+        self.points_emb = self.ax_z.scatter([0.0], [0.0], s=8, color="#999999", alpha=0.6,
+                                            label="$\\Delta Z$ due to $U$")
+        self.points_att = self.ax_z.scatter([0.0], [0.0], s=10, color=class_color(1), alpha=0.8,
+                                            label="$\\Delta Z$ due to $W_Q, W_K$")
+        (self.fit_y,) = self.ax_y.plot([], [], "-", color=class_color(0), lw=1.2,
+                                       label="measured slope $\\kappa_Y/\\eta_Y$")
+        (self.pred_y,) = self.ax_y.plot([], [], "k--", lw=1, label="prediction 5/3")
+        (self.fit_z,) = self.ax_z.plot([], [], "-", color=class_color(1), lw=1.2,
+                                       label="slope, $W_Q, W_K$ path")
+        (self.pred_z,) = self.ax_z.plot([], [], "k--", lw=1, label="prediction $2/(3d)$")
+        self.ax_y.set_xlabel("$-G_Y$ (Lemma 1), entry by entry")
+        self.ax_y.set_ylabel("$\\Delta Y$ per unit $\\eta_Y$")
+        self.ax_z.set_xlabel("$-G_Z$ (Lemma 1), query rows, entry by entry")
+        self.ax_z.set_ylabel("$\\Delta Z$ per unit $\\eta$")
+        for ax in (self.ax_y, self.ax_z):
+            ax.axhline(0, color="#cccccc", lw=0.6)
+            ax.axvline(0, color="#cccccc", lw=0.6)
+            ax.spines[["top", "right"]].set_visible(False)
+            ax.legend(fontsize=7, frameon=False, loc="upper left")
+        self.update()
+        freeze_layout(self.figure)  # redraws only move data: keep the first layout
+
+    def update(self, d: int = 128, seed: int = 0) -> OneStepRates:
+        r = one_step_rates(self.classes, d, 1.0, 1.0, seed=seed, batch_size=self.batch_size)
+        pred_y, pred_z = predicted_rates(d, 1.0, 1.0)
+        gy, dy = -r.GY.flatten().numpy(), r.dY.flatten().numpy()
+        gz = -r.GZ.flatten().numpy()
+        att, emb = r.dZ_attention.flatten().numpy(), r.dZ_embedding.flatten().numpy()
+        self.points_y.set_offsets(np.column_stack([gy, dy]))
+        self.points_att.set_offsets(np.column_stack([gz, att]))
+        self.points_emb.set_offsets(np.column_stack([gz, emb]))
+        for ax, fit, pred, x, ys, k, kp in (
+                (self.ax_y, self.fit_y, self.pred_y, gy, (dy,), r.kappa_y, pred_y),
+                (self.ax_z, self.fit_z, self.pred_z, gz, (att, emb), r.kappa_z_attention, pred_z)):
+            lim_x = 1.05 * float(np.abs(x).max())
+            lim_y = 1.05 * max(max(float(np.abs(y).max()) for y in ys), kp * lim_x)
+            grid = np.array([-lim_x, lim_x])
+            fit.set_data(grid, k * grid)
+            pred.set_data(grid, kp * grid)
+            ax.set_xlim(-lim_x, lim_x)
+            ax.set_ylim(-lim_y, lim_y)
+        self.ax_y.set_title(f"$d$ = {d}: $\\kappa_Y/\\eta_Y$ = {r.kappa_y:.3g} (predicted "
+                            f"{pred_y:.3g}), cos = {r.cos_y:.2f}", fontsize=9)
+        self.ax_z.set_title(f"$W_Q, W_K$ path: $\\kappa_Z/\\eta_Z$ = {r.kappa_z_attention:.3g} "
+                            f"(predicted {pred_z:.3g}), cos = {r.cos_z_attention:.2f}", fontsize=9)
+        return r

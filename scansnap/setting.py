@@ -21,7 +21,7 @@ from . import theory
 from ._validate import as_int_list, check_float, check_int, check_tensor
 from .data import SequenceClasses
 from .figures import FigureResult
-from .plots import class_color, new_figure
+from .plots import class_color, freeze_layout, new_figure
 
 __all__ = ["attention_from_counts", "lemma18_bound", "lemma2_convergence", "ClassExplorer"]
 
@@ -196,9 +196,11 @@ class ClassExplorer:
                              "black query, red next)", fontsize=8)
         self.ax_s.set_xlabel("position $t$ (the last two cells: query $x_T$, next token $x_{T+1}$)",
                              fontsize=8)
+        self.ax_p.set_ylabel("class $n$", fontsize=8)
         for ax in (self.ax_p, self.ax_s):
             ax.tick_params(labelsize=7)
         self.update()
+        freeze_layout(self.figure)  # redraws only change images and labels: keep the layout
 
     def update(self, **kwargs: Any) -> SequenceClasses:
         from .plots import class_rgb, sequence_rgb
@@ -207,8 +209,9 @@ class ClassExplorer:
         rgb = class_rgb(classes)
         self.image_p.set_data(rgb)
         self.image_p.set_extent((-0.5, classes.M - 0.5, classes.K + 0.5, -0.5))
-        self.ax_p.set_yticks(range(classes.K + 1),
-                             ["kind"] + [f"class {n + 1}" for n in range(classes.K)])
+        stride = math.ceil(classes.K / 8)  # at most about 8 class labels
+        shown = [0] + list(range(1, classes.K + 1, stride))
+        self.ax_p.set_yticks(shown, ["kind"] + [str(n) for n in shown[1:]])
         self.ax_p.set_title(f"$P(l\\mid n)$ (shade): M = {classes.M} tokens, K = {classes.K} "
                             f"classes, {len(classes.common_tokens(0))} common per class", fontsize=9)
         g = torch.Generator().manual_seed(self.seed)

@@ -218,3 +218,51 @@ def test_ch2_checks_pass_reference_and_fail_wrong_answers():
         ch2.check_grad_z_row(without_projection)
     assert torch.isfinite(ch2.reference_grad_z_row(torch.eye(3), torch.tensor([800.0, 0, 0]),
                                                     torch.ones(3), 1)).all()
+
+
+def test_row_sum_plot():
+    sgd = train(SYN, 1.0, 1.0, steps=4, batch_size=8, seq_len=16, seeds=[0])
+    adam = train(SYN, 0.1, 0.1, steps=4, batch_size=8, seq_len=16, seeds=[0], optimizer="adam")
+    fig = reparam.plot_row_sums({"sgd": sgd, "adam": adam})
+    assert len(fig.axes) == 2
+    # Zeros are drawn at the floor, Adam's drift well above it.
+    y_sgd, y_adam = (line.get_ydata() for line in fig.axes[0].lines[:2])
+    assert y_sgd[0] == 1e-18 and y_adam[-1] > 1e-3
+    with pytest.raises(ValueError, match="runs"):
+        reparam.plot_row_sums({})
+    with pytest.raises(ValueError, match="run_index"):
+        reparam.plot_row_sums({"sgd": sgd}, run_index=3)
+
+
+def test_train_full_with_rates_follows_train_and_measures():
+    kwargs = dict(steps=6, batch_size=16, seq_len=24, seeds=[1, 2], record_every=3)
+    full = reparam.train_full_with_rates(SYN, 0.1, 5.0, d=16, measure_every=2, **kwargs)
+    ref = train(SYN, 0.1, 5.0, model="full", d=16, init="random", **kwargs)
+    assert torch.allclose(full.run.Z, ref.Z, atol=1e-12) and torch.allclose(full.run.Y, ref.Y,
+                                                                           atol=1e-12)
+    assert torch.allclose(full.run.loss, ref.loss, atol=1e-12)
+    assert full.kappa_y.shape == (2, 3) and list(full.rate_steps) == [0, 2, 4]
+    assert full.embedding_norms.shape == (2, 3, SYN.M) and full.weight_norms.shape == (2, 3, 3)
+    # The first measurement is one_step_rates' regime: near the initialization prediction.
+    assert 0.5 < full.kappa_y[0, 0] / full.predicted[0] < 2
+    fig = reparam.plot_full_vs_yz(full, ref)
+    assert len(fig.axes) == 2
+    with pytest.raises(TypeError, match="FullTraining"):
+        reparam.plot_full_vs_yz(ref, ref)
+    with pytest.raises(ValueError, match="seeds must be distinct"):
+        reparam.train_full_with_rates(SYN, 0.1, 1.0, seeds=[1, 1])
+    with pytest.raises(FloatingPointError, match="diverged"):
+        reparam.train_full_with_rates(SYN, 50.0, 50.0, d=8, steps=40, batch_size=8, seq_len=16)
+
+
+def test_one_step_explorer_and_frame_reference():
+    explorer = reparam.OneStepExplorer(SYN, batch_size=16)
+    r = explorer.update(d=64, seed=1)
+    assert r.d == 64 and explorer.points_y.get_offsets().shape == (SYN.M * SYN.M, 2)
+    assert explorer.points_att.get_offsets().shape[0] == r.GZ.numel()
+    assert explorer.figure.get_layout_engine() is None or \
+        type(explorer.figure.get_layout_engine()).__name__ == "PlaceHolderLayoutEngine"
+    fig = reparam.compare_frame(SYN, [("a", SYN.probs())], reference=SYN.probs())
+    assert len(fig.axes) == 1
+    with pytest.raises(TypeError, match="Figure"):
+        plots.freeze_layout("figure")
