@@ -16,8 +16,9 @@ hand-written ``softmax(QKᵀ/√d + mask)``).
 from __future__ import annotations
 
 import math
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,28 +26,61 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._validate import as_float_list, as_int_list, check_bool, check_choice, check_float, check_int
+from ._validate import (
+    as_float_list, as_int_list, check_bool, check_choice, check_float, check_int, check_tensor,
+)
 from .wikitext import Corpus, Vocab, batchify, get_batch, load_corpus, tokenize
 
 __all__ = [
-    "SIZES", "WikiLM", "LMRun", "SweepResult", "SentenceAttention", "causal_mask",
-    "attention_entropy", "train_lm", "lr_sweep", "sentence_attention",
+    "SIZES", "SIZE_ENV", "chapter_size", "WikiLM", "LMRun", "SweepResult", "SentenceAttention",
+    "causal_mask", "causal_attention", "attention_entropy", "row_entropy", "uniform_entropy",
+    "self_mass", "offset_profile", "top_weight", "top_key_agreement", "row_change", "key_mass",
+    "TOKEN_GROUPS", "token_group_shares", "train_lm",
+    "lr_sweep", "sentence_attention",
 ]
 
-# Named run sizes. "ci" reproduces the fall-then-plateau of Fig 7 on a 2-core CPU in well under a
-# minute per 1-layer run (PAPER.md B.8a: the vocabulary-sized decoder dominates the cost, and a
-# 2k cap still shows the effect); "paper" is the authors' setting (full vocabulary, 2000 steps:
-# checkpoints 0..1900 as in the notebook) and uses the GPU when there is one; "quick" is a smoke
-# test. ``sweep_steps``/``sweep_every``: run length and checkpoint interval of the Fig 10 sweep
-# (at the CI size, 400 steps × 10 runs ≈ 2 min on 2 cores and already orders lr 1..5 cleanly).
+# Named run sizes (chapter 6 picks one with :func:`chapter_size`).
+#   "ci": the size the book is built at on a 2-core CPU: a 2k vocabulary cap (PAPER.md B.8a: the
+#         vocabulary-sized decoder dominates the cost, and a 2k cap still shows the effect) and
+#         the paper's 1500 iterations for Fig 7's 1-layer model, 1000 for the 3-layer model
+#         (twice the cost per step); a short Fig 10 sweep (300 steps, one seed: it already
+#         orders lr 1..5) and a short run of the notebook's FFN-lr-10 variant. About 3.5 minutes
+#         of one CPU core in all (chapter 6).
+#   "paper": the authors' setting: full vocabulary, 2000 steps (checkpoints 0..1900 as in their
+#         notebook, plus 2000), the Fig 10 sweep over 5 seeds at the same length; uses the GPU
+#         when there is one (on a CPU it takes hours).
+#   "quick": a smoke test (command line --quick, tests).
+# ``steps``/``deep_steps``/``checkpoint_every``: Fig 7's 1-layer and 3-layer runs;
+# ``sweep_steps``/``sweep_every``/``sweep_seeds``/``sweep_last`` (checkpoints averaged into the
+# "final" entropy): Fig 10's; ``variant_steps``: the run with the notebook's feed-forward
+# learning rate 10.
 SIZES: dict[str, dict[str, Any]] = {
-    "quick": {"max_vocab": 500, "steps": 150, "checkpoint_every": 50,
-              "sweep_steps": 100, "sweep_every": 25},
-    "ci": {"max_vocab": 2000, "steps": 1500, "checkpoint_every": 100,
-           "sweep_steps": 400, "sweep_every": 50},
-    "paper": {"max_vocab": None, "steps": 2000, "checkpoint_every": 100,
-              "sweep_steps": 2000, "sweep_every": 100},
+    "quick": {"max_vocab": 500, "steps": 150, "deep_steps": 150, "checkpoint_every": 50,
+              "sweep_steps": 100, "sweep_every": 50, "sweep_seeds": (1,), "sweep_last": 1,
+              "variant_steps": 100},
+    "ci": {"max_vocab": 2000, "steps": 1500, "deep_steps": 1000, "checkpoint_every": 100,
+           "sweep_steps": 300, "sweep_every": 100, "sweep_seeds": (1,), "sweep_last": 2,
+           "variant_steps": 300},
+    "paper": {"max_vocab": None, "steps": 2000, "deep_steps": 2000, "checkpoint_every": 100,
+              "sweep_steps": 2000, "sweep_every": 100, "sweep_seeds": (1, 2, 3, 4, 5),
+              "sweep_last": 3, "variant_steps": 2000},
 }
+SIZE_ENV = "SCANSNAP_SIZE"
+
+
+def chapter_size(default: str = "ci") -> str:
+    """The run size of chapter 6: ``$SCANSNAP_SIZE`` when set (``quick``, ``ci``, ``paper``),
+    else ``default``. The one switch between the CI-sized page and the paper-sized experiment."""
+    default = check_choice("default", default, SIZES)
+    value = os.environ.get(SIZE_ENV, "").strip()
+    if not value:
+        return default
+    if value not in SIZES:
+        raise ValueError(f"the environment variable {SIZE_ENV} must be one of {tuple(SIZES)}, "
+                         f"got {value!r}")
+    return value
+
+
 ENTROPY_EPS = 1e-8  # as the authors' decoder_wiki.py: -sum a log(a + 1e-8)
 
 
@@ -58,6 +92,145 @@ def causal_mask(length: int, device: torch.device | str = "cpu") -> torch.Tensor
 def attention_entropy(weights: torch.Tensor) -> torch.Tensor:
     """Mean over all leading axes and queries of ``-Σ_k a log(a + 1e-8)`` (decoder_wiki.py)."""
     return -(weights * torch.log(weights + ENTROPY_EPS)).sum(-1).mean()
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Single-head causal attention weights ``softmax(q kᵀ/√d + mask)`` as the authors' model
+    computes them: ``q, k [..., L, d]`` → ``[..., L, L]``; query ``i`` attends to keys ``0..i``,
+    *itself included* (the ``triu(-inf, 1)`` mask of PAPER.md B.8; the theory excludes the
+    query)."""
+    q = check_tensor("q", q)
+    k = check_tensor("k", k)
+    if q.ndim < 2 or q.shape != k.shape:
+        raise ValueError(f"q and k must have the same shape [..., L, d], got {list(q.shape)} and "
+                         f"{list(k.shape)}")
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    return torch.softmax(scores + causal_mask(q.shape[-2], q.device).to(scores.dtype), dim=-1)
+
+
+def _maps(name: str, maps: torch.Tensor) -> torch.Tensor:
+    maps = check_tensor(name, maps)
+    if maps.ndim < 2 or maps.shape[-1] != maps.shape[-2]:
+        raise ValueError(f"{name} must be attention maps [..., L, L], got shape {list(maps.shape)}")
+    if maps.shape[-1] < 2:
+        raise ValueError(f"{name} must have at least 2 positions, got L = {maps.shape[-1]}")
+    return maps
+
+
+def row_entropy(weights: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of each attention row, ``-Σ_k a log(a + 1e-8)``:
+    ``[..., L, L]`` → ``[..., L]``."""
+    weights = _maps("weights", weights)
+    return -(weights * torch.log(weights + ENTROPY_EPS)).sum(-1)
+
+
+def uniform_entropy(length: int) -> float:
+    """Mean row entropy of *uniform* causal attention over ``length`` positions, self included:
+    row ``i`` spreads over ``i + 1`` keys, so the mean is ``(1/L) Σ_i ln(i+1) = ln(L!)/L`` —
+    the ceiling of :func:`attention_entropy` for the authors' mask."""
+    length = check_int("length", length, low=1)
+    return math.lgamma(length + 1) / length
+
+
+def self_mass(maps: torch.Tensor) -> float:
+    """Mean weight a query puts on *itself* (the diagonal), over rows ``1..L-1`` and all leading
+    axes (row 0 can attend only to itself). The theory's query never attends to itself."""
+    maps = _maps("maps", maps)
+    return float(maps.diagonal(dim1=-2, dim2=-1)[..., 1:].mean())
+
+
+def offset_profile(maps: torch.Tensor, max_offset: int = 5) -> torch.Tensor:
+    """Mean weight on the key ``k`` positions back (``k = 0`` self, ``1`` the previous token, ...),
+    ``k = 0..max_offset``, over the rows ``i >= max_offset`` (which have all these keys) and all
+    leading axes. A content-only rule (the theory: no positional encoding) has no reason to favour
+    any offset; a peak at small ``k`` is a positional rule."""
+    maps = _maps("maps", maps)
+    L = maps.shape[-1]
+    max_offset = check_int("max_offset", max_offset, low=0, high=L - 1)
+    rows = torch.arange(max_offset, L)
+    return torch.stack([maps[..., rows, rows - k].mean() for k in range(max_offset + 1)])
+
+
+def top_weight(maps: torch.Tensor) -> float:
+    """Mean over rows ``1..L-1`` (and leading axes) of each row's largest weight: 1 is one-hot."""
+    maps = _maps("maps", maps)
+    return float(maps[..., 1:, :].amax(-1).mean())
+
+
+def top_key_agreement(before: torch.Tensor, after: torch.Tensor) -> float:
+    """Fraction of rows ``1..L-1`` whose most-attended key is the same in ``before`` and ``after``
+    (two maps of the same queries, e.g. two checkpoints): 1 means the attended tokens froze."""
+    before, after = _maps("before", before), _maps("after", after)
+    if before.shape != after.shape:
+        raise ValueError(f"before and after must have the same shape, got {list(before.shape)} and "
+                         f"{list(after.shape)}")
+    return float((before[..., 1:, :].argmax(-1) == after[..., 1:, :].argmax(-1)).float().mean())
+
+
+def row_change(before: torch.Tensor, after: torch.Tensor) -> float:
+    """Mean total-variation distance ``½ Σ_k |a_k - b_k|`` between matching rows ``1..L-1``:
+    0 when nothing moved, 1 when every row moved all its weight elsewhere."""
+    before, after = _maps("before", before), _maps("after", after)
+    if before.shape != after.shape:
+        raise ValueError(f"before and after must have the same shape, got {list(before.shape)} and "
+                         f"{list(after.shape)}")
+    return float(0.5 * (before[..., 1:, :] - after[..., 1:, :]).abs().sum(-1).mean())
+
+
+def key_mass(maps: torch.Tensor, key_ids: torch.Tensor, ids: Sequence[int]) -> tuple[float, float]:
+    """Share of attention on keys whose token id is in ``ids``, and the same share under uniform
+    causal attention (the baseline a content-blind rule would give).
+
+    ``maps [..., B, L, L]`` with ``key_ids [B, L]`` (the token at each key position; transpose a
+    run's ``probe_ids``). Rows ``1..L-1`` are averaged. With the vocabulary sorted by frequency
+    (:func:`scansnap.wikitext.build_vocab`), ``ids=range(1, 21)`` are the 20 most frequent words
+    and ``ids=[0]`` is ``<unk>``.
+    """
+    maps = _maps("maps", maps)
+    key_ids = check_tensor("key_ids", key_ids, ndim=2)
+    if maps.ndim < 3 or tuple(maps.shape[-3:-1]) != tuple(key_ids.shape):
+        raise ValueError(f"key_ids must be [B, L] matching maps [..., B, L, L], got "
+                         f"{list(key_ids.shape)} and {list(maps.shape)}")
+    ids = as_int_list("ids", ids, low=0)
+    chosen = torch.isin(key_ids, torch.tensor(ids)).to(maps.dtype)  # [B, L]
+    mass = (maps[..., 1:, :] * chosen[:, None, :]).sum(-1).mean()
+    L = maps.shape[-1]
+    uniform = torch.ones(L, L, dtype=maps.dtype).tril()
+    uniform = uniform / uniform.sum(-1, keepdim=True)
+    baseline = (uniform[1:] @ chosen.T).mean()  # [L-1, B]
+    return float(mass), float(baseline)
+
+
+TOKEN_GROUPS = {"<unk>": (0, 1), "20 most frequent words": (1, 21),
+                "rare words (rank ≥ 500)": (500, None)}
+
+
+def token_group_shares(run: LMRun, layer: int = 0,
+                       groups: Mapping[str, tuple[int, int | None]] = TOKEN_GROUPS
+                       ) -> dict[str, tuple[torch.Tensor, float]]:
+    """For each group of vocabulary ranks ``[lo, hi)`` (ids are frequency ranks, ``<unk>`` is 0;
+    ``hi=None``: to the end), the attention share of the group's keys at every checkpoint of
+    ``run`` (``[S]``) and under uniform causal attention (:func:`key_mass` on the probe batch).
+
+    Groups with no rank inside the vocabulary are left out. A share above the uniform one means
+    the layer favours those tokens. The theory's common
+    tokens (seen before many different next tokens) are best approximated in text by the most
+    frequent words, its distinct tokens by rare ones."""
+    if not isinstance(run, LMRun):
+        raise TypeError(f"run must be an LMRun, got {type(run).__name__}")
+    layer = check_int("layer", layer, low=0, high=run.probe_maps.shape[1] - 1)
+    vocab = run.config["vocab_size"]
+    key_ids = run.probe_ids.T
+    out = {}
+    for name, (lo, hi) in groups.items():
+        lo = check_int(f"groups[{name!r}] start", lo, low=0)
+        hi = vocab if hi is None else min(check_int(f"groups[{name!r}] end", hi, low=0), vocab)
+        ids = list(range(lo, hi))
+        if not ids:  # e.g. rank >= 500 in a smaller vocabulary: left out
+            continue
+        shares = [key_mass(run.probe_maps[s, layer], key_ids, ids) for s in range(len(run.steps))]
+        out[name] = (torch.tensor([m for m, _ in shares]), shares[0][1])
+    return out
 
 
 class PositionalEncoding(nn.Module):
@@ -162,7 +335,9 @@ class LMRun:
     batches since the previous checkpoint (at step 0: the first batch, before any update).
     ``probe_loss``: loss on the fixed probe batch (eval mode). ``entropy``: layer-0 attention
     entropy on the probe batch; ``entropy_layers`` [S, layers] the same for every layer.
-    ``maps`` [S, layers, L, L]: attention of the probe chunk's column 0 (Fig 7's 35×35 maps).
+    ``maps`` [S, layers, L, L]: attention of the probe chunk's column 0 (Fig 7's 35×35 maps);
+    ``probe_maps`` [S, layers, B, L, L]: the same for every column of the probe batch, whose
+    token ids are ``probe_ids`` [L, B].
     """
 
     steps: torch.Tensor
@@ -171,8 +346,10 @@ class LMRun:
     entropy: torch.Tensor
     entropy_layers: torch.Tensor
     maps: torch.Tensor
+    probe_maps: torch.Tensor
     train_loss: torch.Tensor  # [steps] every step's training loss
     probe_tokens: list[str]  # the probe chunk's column 0, for axis labels
+    probe_ids: torch.Tensor  # [L, B] token ids of the whole probe batch (the maps' keys)
     model: WikiLM
     vocab: Vocab | None
     config: dict[str, Any]
@@ -215,6 +392,12 @@ def _data(
     raise TypeError(
         f"corpus_or_ids must be a Corpus, a 1-D int64 tensor or None, got {type(corpus_or_ids).__name__}"
     )
+
+
+def _fingerprint(train_ids: torch.Tensor, measure_ids: torch.Tensor) -> list[int]:
+    """A cheap identity of the data (lengths and id sums): runs on other data never match."""
+    return [int(train_ids.numel()), int(train_ids.sum()), int(measure_ids.numel()),
+            int(measure_ids.sum())]
 
 
 def train_lm(
@@ -307,7 +490,7 @@ def train_lm(
             window = train_loss[max(0, step - every) : step] if step else train_loss[:1]
             ent = [attention_entropy(m).item() for m in maps]
             records.append((step, float(window.mean()), probe_loss, torch.tensor(ent),
-                            maps[:, 0].float().cpu()))
+                            maps.float().cpu()))
 
         start = time.perf_counter()
         model.train()
@@ -335,16 +518,19 @@ def train_lm(
     config = {"nlayers": nlayers, "lr": lr, "ffn_lr": ffn_lr, "clip": clip, "steps": steps,
               "checkpoint_every": every, "seed": seed, "vocab_size": ntoken, "size": size,
               "dropout": dropout, "batch_size": batch_size, "bptt": bptt,
-              "probe_index": probe_index, "device": device}
+              "probe_index": probe_index, "device": device,
+              "data": _fingerprint(train_ids, meas_ids)}
     return LMRun(
         steps=torch.tensor([r[0] for r in records]),
         loss=torch.tensor([r[1] for r in records]),
         probe_loss=torch.tensor([r[2] for r in records]),
         entropy=torch.stack([r[3][0] for r in records]),
         entropy_layers=torch.stack([r[3] for r in records]),
-        maps=torch.stack([r[4] for r in records]),
+        maps=torch.stack([r[4][:, 0] for r in records]),
+        probe_maps=torch.stack([r[4] for r in records]),
         train_loss=train_loss.cpu(),
         probe_tokens=probe_tokens,
+        probe_ids=probe_data.cpu(),
         model=model.cpu(),
         vocab=vocab,
         config=config,
@@ -371,54 +557,95 @@ class SweepResult:
     last: int
     seconds: float
     config: dict[str, Any] = field(default_factory=dict)
+    reused: list[tuple[float, int]] = field(default_factory=list)
 
 
 def lr_sweep(
     lrs: Sequence[float] = (1.0, 2.0, 3.0, 4.0, 5.0),
-    seeds: Sequence[int] = (1, 2),
+    seeds: Sequence[int] | None = None,
     *,
     corpus: Corpus | None = None,
     nlayers: int = 1,
     steps: int | None = None,
     size: str = "ci",
-    last: int = 3,
+    last: int | None = None,
+    reuse: Sequence[LMRun] = (),
     progress: bool = True,
     **train_kwargs: Any,
 ) -> SweepResult:
     """Fig 10 (App. G): train one model per (lr, seed) with a single constant lr; final entropy.
 
     Runs are sequential in one process: measured on 2 cores, two single-thread processes side by
-    side gain only ≈1.3× (PAPER.md B.8a), not worth a process pool in a notebook. ``steps``
-    defaults to the size's ``sweep_steps``; ``last`` checkpoints are averaged (B.8a used steps
-    1300–1500, i.e. 3 checkpoints).
+    side gain only ≈1.3× (PAPER.md B.8a), not worth a process pool in a notebook. ``steps``,
+    ``seeds``, ``last`` and the checkpoint interval default to the size's ``sweep_steps``,
+    ``sweep_seeds``, ``sweep_last`` and ``sweep_every``; the ``last`` checkpoints are averaged
+    into the "final" entropy (B.8a used steps 1300–1500).
+
+    ``reuse``: runs already trained (e.g. Fig 7's lr-5 run). A run whose settings match a
+    (lr, seed) of the sweep — same data, model, seed, clip, dropout, batching and probe — and whose
+    checkpoints include the sweep's is cut to the sweep's length instead of being trained again:
+    training is deterministic given the seed, so its first ``steps`` steps *are* that run
+    (tests/test_lm.py checks this). ``SweepResult.reused`` lists those (lr, seed).
     """
     lrs = as_float_list("lrs", lrs, low=0.0)
-    seeds = as_int_list("seeds", seeds, low=0)
-    last = check_int("last", last, low=1)
     cfg = _resolve_size(size)
+    last = check_int("last", cfg["sweep_last"] if last is None else last, low=1)
+    seeds = as_int_list("seeds", cfg["sweep_seeds"] if seeds is None else seeds, low=0)
     steps = cfg["sweep_steps"] if steps is None else check_int("steps", steps, low=1)
+    if isinstance(reuse, LMRun) or not all(isinstance(r, LMRun) for r in reuse):
+        raise TypeError("reuse must be a sequence of LMRun")
     train_kwargs.setdefault("checkpoint_every", cfg["sweep_every"])
+    every = check_int("checkpoint_every", train_kwargs["checkpoint_every"], low=1)
+    axis = list(range(0, steps + 1, every)) + ([steps] if steps % every else [])
     if corpus is None:
         corpus = load_corpus(max_size=train_kwargs.pop("max_vocab", None) or cfg["max_vocab"])
     start = time.perf_counter()
-    curves, step_axis = [], None
+    curves, reused = [], []
     bar = tqdm(total=len(lrs) * len(seeds), desc="lr sweep", disable=not progress, leave=False)
     for lr in lrs:
         row = []
         for seed in seeds:
-            run = train_lm(corpus, nlayers, lr=lr, seed=seed, steps=steps, size=size,
-                           progress=False, **train_kwargs)
-            row.append(run.entropy)
-            step_axis = run.steps
+            match = _matching_run(reuse, axis, corpus, nlayers, lr, seed, size, train_kwargs)
+            if match is not None:
+                row.append(match.entropy[: len(axis)])
+                reused.append((lr, seed))
+            else:
+                run = train_lm(corpus, nlayers, lr=lr, seed=seed, steps=steps, size=size,
+                               progress=False, **train_kwargs)
+                row.append(run.entropy)
             bar.update(1)
         curves.append(torch.stack(row))
     bar.close()
     curves_t = torch.stack(curves)  # [lrs, seeds, S]
     final = curves_t[..., -last:].mean(-1)
     std = final.std(-1, unbiased=True) if len(seeds) > 1 else torch.zeros(len(lrs))
-    return SweepResult(lrs, seeds, final, final.mean(-1), std, step_axis, curves_t, last,
+    return SweepResult(lrs, seeds, final, final.mean(-1), std, torch.tensor(axis), curves_t, last,
                        time.perf_counter() - start,
-                       {"nlayers": nlayers, "steps": steps, "size": size, **train_kwargs})
+                       {"nlayers": nlayers, "steps": steps, "size": size, **train_kwargs},
+                       reused)
+
+
+def _matching_run(reuse: Sequence[LMRun], axis: list[int], corpus: Corpus, nlayers: int,
+                  lr: float, seed: int, size: str, train_kwargs: dict[str, Any]) -> LMRun | None:
+    """The first run in ``reuse`` that is the sweep's run (lr, seed) continued, or None."""
+    batch_size = train_kwargs.get("batch_size", 20)
+    bptt = train_kwargs.get("bptt", 35)
+    probe = train_kwargs.get("probe_index")
+    if probe is None:  # train_lm's default
+        probe = min(100 * bptt, corpus.measure_ids.numel() // batch_size - 1 - bptt)
+    device = train_kwargs.get("device")
+    if device is None:
+        device = "cuda" if size == "paper" and torch.cuda.is_available() else "cpu"
+    want = {"nlayers": nlayers, "lr": lr, "seed": seed, "ffn_lr": train_kwargs.get("ffn_lr"),
+            "clip": train_kwargs.get("clip", 0.5), "dropout": train_kwargs.get("dropout", 0.2),
+            "batch_size": batch_size, "bptt": bptt, "probe_index": probe, "device": device,
+            "vocab_size": len(corpus.vocab),
+            "data": _fingerprint(corpus.train_ids, corpus.measure_ids)}
+    for run in reuse:
+        if all(run.config.get(k) == v for k, v in want.items()) and \
+                run.steps[: len(axis)].tolist() == axis:
+            return run
+    return None
 
 
 @dataclass

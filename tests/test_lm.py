@@ -186,3 +186,115 @@ def test_sentence_attention_fast():
         lm.sentence_attention(model, vocab, "   ")
     with pytest.raises(TypeError, match="vocab"):
         lm.sentence_attention(model, {"the": 1}, "the")
+
+
+# --------------------------------------------------------------------------------------------
+# Attention statistics, the size switch, sweep reuse (chapter 6)
+# --------------------------------------------------------------------------------------------
+
+
+def test_causal_attention_is_the_probe_map():
+    model = tiny_model(nlayers=1)
+    src = torch.randint(0, 50, (9, 2))
+    _, maps = model.probe(src)
+    x = (model.embedding(src) * math.sqrt(model.d_model) + model.pos_encoder.pe[:9]).transpose(0, 1)
+    attn = model.layers[0].self_attn
+    q, k, _ = (x @ attn.in_proj_weight.T + attn.in_proj_bias).chunk(3, dim=-1)
+    torch.testing.assert_close(lm.causal_attention(q, k), maps[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="q and k"):
+        lm.causal_attention(torch.zeros(2, 3, 4), torch.zeros(2, 4, 4))
+
+
+def test_uniform_entropy_is_the_ceiling():
+    L = 35
+    uniform = torch.ones(L, L).tril()
+    uniform = uniform / uniform.sum(-1, keepdim=True)
+    assert abs(lm.attention_entropy(uniform).item() - lm.uniform_entropy(L)) < 1e-5
+    assert abs(lm.uniform_entropy(L) - math.lgamma(36) / 35) < 1e-12
+    assert lm.uniform_entropy(1) == 0.0
+    torch.testing.assert_close(lm.row_entropy(uniform), torch.log(torch.arange(1.0, L + 1)),
+                               rtol=1e-5, atol=1e-5)
+    random = torch.softmax(torch.randn(4, L, L) + lm.causal_mask(L), -1)
+    assert lm.attention_entropy(random).item() < lm.uniform_entropy(L)
+
+
+def test_map_statistics_on_hand_made_maps():
+    L = 6
+    eye = torch.eye(L)  # every query attends to itself
+    prev = torch.zeros(L, L)
+    prev[0, 0] = 1.0
+    prev[torch.arange(1, L), torch.arange(0, L - 1)] = 1.0  # ... to the previous token
+    assert lm.self_mass(eye) == 1.0 and lm.self_mass(prev) == 0.0
+    torch.testing.assert_close(lm.offset_profile(prev, 2), torch.tensor([0.0, 1.0, 0.0]))
+    assert lm.top_weight(prev) == 1.0
+    assert lm.top_key_agreement(eye, eye) == 1.0 and lm.top_key_agreement(eye, prev) == 0.0
+    assert lm.row_change(eye, eye) == 0.0 and lm.row_change(eye, prev) == 1.0
+    half = 0.5 * (eye + prev)
+    assert abs(lm.row_change(eye, half) - 0.5) < 1e-7
+    batch = torch.stack([eye, prev])  # leading axes are averaged over
+    assert lm.self_mass(batch) == 0.5
+    with pytest.raises(ValueError, match="maps"):
+        lm.self_mass(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="max_offset"):
+        lm.offset_profile(eye, L)
+    with pytest.raises(ValueError, match="same shape"):
+        lm.row_change(eye, torch.eye(L + 1))
+
+
+def test_chapter_size_switch(monkeypatch):
+    monkeypatch.delenv(lm.SIZE_ENV, raising=False)
+    assert lm.chapter_size() == "ci"
+    monkeypatch.setenv(lm.SIZE_ENV, "paper")
+    assert lm.chapter_size() == "paper"
+    monkeypatch.setenv(lm.SIZE_ENV, "huge")
+    with pytest.raises(ValueError, match=lm.SIZE_ENV):
+        lm.chapter_size()
+    for size in lm.SIZES.values():
+        assert size["steps"] % size["checkpoint_every"] == 0
+        assert {"sweep_steps", "sweep_every", "sweep_seeds", "sweep_last", "variant_steps",
+                "deep_steps"} <= set(size)
+    assert lm.SIZES["paper"]["max_vocab"] is None and lm.SIZES["paper"]["steps"] >= 1500
+
+
+def tiny_corpus(n: int = 2000):
+    from pathlib import Path
+
+    from scansnap.wikitext import Corpus, Location
+
+    ids = synthetic_ids(n)
+    return Corpus({"train": ids}, Vocab(("<unk>",) + tuple(f"w{i}" for i in range(1, 30))),
+                  "train", "train", "synthetic", Location("folder", Path("."), ("train",), "test"))
+
+
+def test_sweep_reuses_a_longer_run_exactly():
+    corpus = tiny_corpus()
+    kw = dict(checkpoint_every=3, batch_size=4, bptt=8)
+    long = lm.train_lm(corpus, 1, lr=1.0, seed=2, steps=9, progress=False, **kw)
+    sweep = lm.lr_sweep((0.5, 1.0), (2,), corpus=corpus, steps=6, last=2, progress=False,
+                        reuse=[long], **kw)
+    assert sweep.reused == [(1.0, 2)]
+    fresh = lm.lr_sweep((1.0,), (2,), corpus=corpus, steps=6, last=2, progress=False, **kw)
+    assert fresh.reused == []
+    torch.testing.assert_close(sweep.curves[1], fresh.curves[0], rtol=0, atol=0)  # bit-identical
+    # another seed, lr, dropout or a run with other checkpoints is not reused
+    for other in (dict(seed=3), dict(lr=0.5, dropout=0.1)):
+        run = lm.train_lm(corpus, 1, **({"lr": 1.0, "seed": 2} | other), steps=6, progress=False,
+                          **kw)
+        assert lm.lr_sweep((1.0,), (2,), corpus=corpus, steps=6, progress=False, reuse=[run],
+                           **kw).reused == []
+    with pytest.raises(TypeError, match="reuse"):
+        lm.lr_sweep((1.0,), corpus=corpus, steps=6, reuse=long, **kw)
+
+
+def test_key_mass_against_a_baseline():
+    L = 4
+    key_ids = torch.tensor([[5, 0, 5, 7], [1, 1, 1, 1]])
+    first = torch.zeros(2, L, L)
+    first[..., 0] = 1.0  # every query on key 0
+    mass, baseline = lm.key_mass(first, key_ids, [5])
+    assert mass == pytest.approx(0.5)  # column 0 holds a 5 in batch 0 only
+    # uniform rows 1..3 of batch 0 see 5 among {5,0}, {5,0,5}, {5,0,5,7}: 1/2, 2/3, 2/4
+    assert baseline == pytest.approx((1 / 2 + 2 / 3 + 2 / 4) / 3 / 2)
+    assert lm.key_mass(first, key_ids, [0, 1, 5, 7]) == pytest.approx((1.0, 1.0))
+    with pytest.raises(ValueError, match="key_ids"):
+        lm.key_mass(first, key_ids[:, :3], [5])

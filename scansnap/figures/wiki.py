@@ -4,21 +4,34 @@ Both train the authors' model (:mod:`scansnap.lm`) on WikiText-2 located by
 :func:`scansnap.wikitext.locate` (argument-free: ``$SCANSNAP_WIKITEXT_DIR``, the shared folder,
 the cache or a download). Without the training split, the model trains on the validation split
 and attention is measured on the test split; ``data["note"]`` says so for the page.
+
+Chapter 6 trains its runs once and draws from them: :func:`draw_fig7`, :func:`draw_fig10`,
+:func:`draw_entropy`, :func:`draw_departures`; its widgets are :func:`attention_scrubber` (a
+static-capable scrubber over checkpoints with a model/layer selector) and
+:func:`sentence_explorer` (type a sentence, see its attention; needs a kernel).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
+import ipywidgets as widgets
+import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from .. import lm
-from .._validate import check_bool, check_choice
-from ..wikitext import load_corpus
+from .._validate import check_bool, check_choice, check_int
+from ..plots import new_figure
+from ..widgets import Live, figure_to_png, live
+from ..wikitext import Corpus, Vocab, load_corpus
 from . import FigureResult, register
 
 PAPER_ITERATIONS = (0, 500, 1000, 1500)
+DEFAULT_SENTENCE = ("the album was released in the united states in 2010 , and the band "
+                    "toured europe after the first single reached the top of the chart .")
+_LAYER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
 
 
 def _size(quick: bool, size: str | None) -> str:
@@ -26,6 +39,28 @@ def _size(quick: bool, size: str | None) -> str:
     if size is None:
         return "quick" if quick else "ci"
     return check_choice("size", size, lm.SIZES)
+
+
+def _check_runs(runs: Mapping[str, lm.LMRun]) -> dict[str, lm.LMRun]:
+    if not isinstance(runs, Mapping) or not runs:
+        raise TypeError("runs must be a non-empty dict of label -> LMRun")
+    for label, run in runs.items():
+        if not isinstance(label, str) or not isinstance(run, lm.LMRun):
+            raise TypeError(f"runs must map str labels to LMRun, got {label!r}: "
+                            f"{type(run).__name__}")
+    return dict(runs)
+
+
+def shown_iterations(run: lm.LMRun) -> list[int]:
+    """Fig 7's columns: iterations 0/500/1000/1500 when the run reached 1500 (checkpoints every
+    100 include them), else four evenly spaced checkpoints of the shorter run."""
+    if not isinstance(run, lm.LMRun):
+        raise TypeError(f"run must be an LMRun, got {type(run).__name__}")
+    steps = run.steps.tolist()
+    if all(s in steps for s in PAPER_ITERATIONS):
+        return list(PAPER_ITERATIONS)
+    picks = np.linspace(0, len(steps) - 1, 4).round().astype(int)
+    return [steps[i] for i in picks]
 
 
 def _run_data(run: lm.LMRun, shown: list[int]) -> dict[str, Any]:
@@ -39,6 +74,49 @@ def _run_data(run: lm.LMRun, shown: list[int]) -> dict[str, Any]:
         "seconds": run.seconds,
         "config": run.config,
     }
+
+
+def draw_fig7(runs: Mapping[str, lm.LMRun], iterations: Sequence[int] | None = None,
+              title: str = "") -> Figure:
+    """Fig 7: one row per run (label → :class:`~scansnap.lm.LMRun`): its layer-0 attention map
+    (35×35, the probe chunk's column 0) at ``iterations``, and its layer-0 entropy over training.
+    An iteration beyond a run's last checkpoint shows as an empty, labelled panel."""
+    runs = _check_runs(runs)
+    first = next(iter(runs.values()))
+    iterations = shown_iterations(first) if iterations is None else [
+        check_int("iterations", int(i), low=0) for i in iterations]
+    cols = len(iterations)
+    fig = new_figure(3.0 * cols + 3.6, 3.0 * len(runs))
+    grid = fig.add_gridspec(len(runs), cols + 1, width_ratios=[1] * cols + [1.3])
+    for row, (label, run) in enumerate(runs.items()):
+        for col, step in enumerate(iterations):
+            ax = fig.add_subplot(grid[row, col])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if step > int(run.steps[-1]):  # this run is shorter (e.g. the CI size's 3 layers)
+                ax.text(0.5, 0.5, f"iter {step}:\nnot run\nat this size", ha="center",
+                        va="center", fontsize=9, color="gray", transform=ax.transAxes)
+                ax.set_aspect("equal")
+                for spine in ax.spines.values():
+                    spine.set_color("lightgray")
+            else:
+                image = ax.imshow(run.map_at(step, 0).numpy(), cmap="viridis", vmin=0, vmax=1)
+                ax.set_title(f"iter {int(run.steps[(run.steps - step).abs().argmin()])}",
+                             fontsize=10)
+            if col == 0:
+                ax.set_ylabel(f"{label}\nquery position", fontsize=10)
+            if row == len(runs) - 1:
+                ax.set_xlabel("key position", fontsize=9)
+        ax = fig.add_subplot(grid[row, cols])
+        ax.plot(run.steps.numpy(), run.entropy.numpy(), marker="o", ms=3)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("layer-0 attention entropy")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    fig.colorbar(image, ax=fig.axes[:cols], shrink=0.6, label="attention weight")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
 
 
 @register(7)
@@ -55,34 +133,13 @@ def fig7(quick: bool = False, progress: bool = False, *, size: str | None = None
     size = _size(quick, size)
     cfg = lm.SIZES[size]
     corpus = load_corpus(max_size=cfg["max_vocab"])
-    runs = {n: lm.train_lm(corpus, n, lr=5.0, seed=seed, size=size, progress=progress)
+    runs = {n: lm.train_lm(corpus, n, lr=5.0, seed=seed, size=size, progress=progress,
+                           steps=cfg["steps"] if n == 1 else cfg["deep_steps"])
             for n in (1, 3)}
-    total = runs[1].config["steps"]
-    shown = list(PAPER_ITERATIONS) if total >= PAPER_ITERATIONS[-1] else [
-        int(round(total * k / 3)) for k in range(4)]
-
-    fig, axes = plt.subplots(2, 5, figsize=(15, 6.2), gridspec_kw={"width_ratios": [1, 1, 1, 1, 1.3]})
-    for row, n in enumerate((1, 3)):
-        run = runs[n]
-        for col, step in enumerate(shown):
-            ax = axes[row, col]
-            ax.imshow(run.map_at(step, 0).numpy(), cmap="viridis", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"iter {int(run.steps[(run.steps - step).abs().argmin()])}", fontsize=10)
-            if col == 0:
-                ax.set_ylabel(f"{n} layer{'s' if n > 1 else ''}\nquery", fontsize=10)
-            if row == 1:
-                ax.set_xlabel("key", fontsize=9)
-        ax = axes[row, 4]
-        ax.plot(run.steps.numpy(), run.entropy.numpy(), marker="o", ms=3)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("layer-0 attention entropy")
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"Fig 7: layer-0 attention on WikiText-2 (SGD lr 5; vocabulary "
-                 f"{len(corpus.vocab)}, size '{size}')", fontsize=11)
-    fig.tight_layout()
+    shown = shown_iterations(runs[1])
+    fig = draw_fig7({"1 layer": runs[1], "3 layers": runs[3]}, shown,
+                    f"Fig 7: layer-0 attention on WikiText-2 (SGD lr 5; vocabulary "
+                    f"{len(corpus.vocab)}, size '{size}')")
     data = {
         "iterations": shown,
         "one_layer": _run_data(runs[1], shown),
@@ -97,33 +154,50 @@ def fig7(quick: bool = False, progress: bool = False, *, size: str | None = None
     return FigureResult(fig, data)
 
 
+def draw_fig10(sweep: lm.SweepResult, title: str = "") -> Figure:
+    """Fig 10: final layer-0 entropy against the learning rate (error bars: 1 std over seeds when
+    there are several), and the seed-mean entropy curve of every learning rate."""
+    if not isinstance(sweep, lm.SweepResult):
+        raise TypeError(f"sweep must be a SweepResult, got {type(sweep).__name__}")
+    fig = new_figure(10, 3.8)
+    ax, ax2 = fig.subplots(1, 2)
+    if len(sweep.seeds) > 1:
+        ax.errorbar(sweep.lrs, sweep.mean.numpy(), yerr=sweep.std.numpy(), marker="o", capsize=4)
+    else:
+        ax.plot(sweep.lrs, sweep.mean.numpy(), marker="o")
+    ax.set_xlabel("learning rate η")
+    ax.set_ylabel(f"final layer-0 attention entropy\n(mean of the last {sweep.last} checkpoints)")
+    ax.set_xticks(sweep.lrs)
+    ax.set_ylim(bottom=0)
+    seeds = f"{len(sweep.seeds)} seed{'s' if len(sweep.seeds) > 1 else ''}"
+    ax.set_title(title or f"Fig 10: higher lr, sparser attention ({seeds})", fontsize=10)
+    ax.grid(alpha=0.3)
+    for i, lr in enumerate(sweep.lrs):
+        ax2.plot(sweep.steps.numpy(), sweep.curves[i].mean(0).numpy(), marker="o", ms=3,
+                 label=f"η={lr:g}")
+    ax2.set_xlabel("iteration")
+    ax2.set_ylabel("layer-0 entropy (seed mean)")
+    ax2.set_ylim(bottom=0)
+    ax2.legend(fontsize=8)
+    ax2.grid(alpha=0.3)
+    return fig
+
+
 @register(10)
 def fig10(quick: bool = False, progress: bool = False, *, size: str | None = None,
-          seeds: tuple[int, ...] = (1, 2)) -> FigureResult:
+          seeds: Sequence[int] | None = None) -> FigureResult:
     """Fig 10 (App. G): final layer-0 attention entropy vs SGD learning rate 1..5, 1-layer LM.
 
-    One constant lr per run, ``seeds`` per lr (error bars: 1 std over seeds, as the paper's 5
-    seeds). The final entropy is the mean over the last 3 checkpoints on the probe batch.
+    One constant lr per run, ``seeds`` per lr (default: the size's ``sweep_seeds``; error bars
+    1 std over seeds, as the paper's 5 seeds). The final entropy is the mean over the size's
+    ``sweep_last`` last checkpoints on the probe batch.
     """
     progress = check_bool("progress", progress)
     size = _size(quick, size)
     corpus = load_corpus(max_size=lm.SIZES[size]["max_vocab"])
     sweep = lm.lr_sweep((1.0, 2.0, 3.0, 4.0, 5.0), seeds, corpus=corpus, size=size,
                         progress=progress)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax.errorbar(sweep.lrs, sweep.mean.numpy(), yerr=sweep.std.numpy(), marker="o", capsize=4)
-    ax.set_xlabel("learning rate η")
-    ax.set_ylabel("final layer-0 attention entropy")
-    ax.set_xticks(sweep.lrs)
-    ax.set_title(f"Fig 10: higher lr, sparser attention ({len(sweep.seeds)} seeds)", fontsize=10)
-    ax.grid(alpha=0.3)
-    for i, lr in enumerate(sweep.lrs):
-        ax2.plot(sweep.steps.numpy(), sweep.curves[i].mean(0).numpy(), label=f"η={lr:g}")
-    ax2.set_xlabel("iteration")
-    ax2.set_ylabel("entropy (seed mean)")
-    ax2.legend(fontsize=8)
-    ax2.grid(alpha=0.3)
-    fig.tight_layout()
+    fig = draw_fig10(sweep)
     data = {
         "lrs": sweep.lrs,
         "seeds": sweep.seeds,
@@ -140,3 +214,259 @@ def fig10(quick: bool = False, progress: bool = False, *, size: str | None = Non
         "size": size,
     }
     return FigureResult(fig, data)
+
+
+def _layer_views(runs: Mapping[str, lm.LMRun]) -> list[tuple[str, lm.LMRun, int]]:
+    """(label, run, layer) for every layer of every run: '1 layer · layer 0', ..."""
+    views = []
+    for label, run in _check_runs(runs).items():
+        for layer in range(run.maps.shape[1]):
+            views.append((f"{label} · layer {layer}", run, layer))
+    return views
+
+
+def draw_entropy(runs: Mapping[str, lm.LMRun]) -> Figure:
+    """Attention entropy on the probe batch over training, every layer of every run, with the
+    ceiling of uniform causal attention (:func:`scansnap.lm.uniform_entropy`) for reference."""
+    fig = new_figure(7.5, 3.6)
+    ax = fig.subplots()
+    styles = ("-", "--", ":", "-.")
+    length = None
+    for r, (label, run) in enumerate(_check_runs(runs).items()):
+        length = run.maps.shape[-1]
+        for layer in range(run.entropy_layers.shape[1]):
+            ax.plot(run.steps.numpy(), run.entropy_layers[:, layer].numpy(),
+                    linestyle=styles[r % len(styles)], color=_LAYER_COLORS[layer % 4], marker="o",
+                    ms=2.5, label=f"{label} · layer {layer}")
+    ax.axhline(lm.uniform_entropy(length), color="gray", lw=0.8, linestyle="--")
+    ax.annotate("uniform causal attention", (0, lm.uniform_entropy(length)), fontsize=8,
+                color="gray", xytext=(4, 3), textcoords="offset points")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("attention entropy (nats)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    return fig
+
+
+def draw_departures(runs: Mapping[str, lm.LMRun], max_offset: int = 5) -> Figure:
+    """Where the real model departs from the theory, measured on the probe batch.
+
+    Left: at the last checkpoint, the mean weight on the key ``k`` positions back (``k = 0`` is
+    the query itself, which the theory's mask excludes) for every layer of every run: a peak at
+    small ``k`` is a *positional* rule, which a model without positional encoding (Assumption 1a)
+    could not learn. Right: how much layer 0 still moves between consecutive checkpoints — the
+    mean total-variation distance of its rows, and the fraction of rows whose most-attended key
+    stayed the same.
+    """
+    views = _layer_views(runs)
+    max_offset = check_int("max_offset", max_offset, low=0)
+    fig = new_figure(11, 3.6)
+    ax, ax2 = fig.subplots(1, 2)
+    width = 0.8 / len(views)
+    offsets = np.arange(max_offset + 1)
+    for v, (label, run, layer) in enumerate(views):
+        profile = lm.offset_profile(run.probe_maps[-1, layer], max_offset).numpy()
+        ax.bar(offsets + (v - (len(views) - 1) / 2) * width, profile, width, label=label)
+    ax.set_xticks(offsets, ["self"] + [f"−{k}" for k in offsets[1:]])
+    ax.set_xlabel("key position relative to the query")
+    ax.set_ylabel("mean attention weight")
+    ax.set_title("at each run's last checkpoint", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="y")
+    for r, (label, run) in enumerate(_check_runs(runs).items()):
+        maps = run.probe_maps[:, 0]
+        steps = run.steps.numpy()
+        change = [lm.row_change(maps[s - 1], maps[s]) for s in range(1, len(steps))]
+        same = [lm.top_key_agreement(maps[s - 1], maps[s]) for s in range(1, len(steps))]
+        color = _LAYER_COLORS[r % 4]
+        ax2.plot(steps[1:], change, color=color, marker="o", ms=2.5,
+                 label=f"{label} · layer 0: weight moved (row TV distance)")
+        ax2.plot(steps[1:], same, color=color, linestyle=":", marker="s", ms=2.5,
+                 label=f"{label} · layer 0: same top key as the checkpoint before")
+    ax2.set_xlabel("iteration")
+    ax2.set_ylabel("fraction")
+    ax2.set_ylim(0, 1.02)
+    ax2.set_title("is layer 0 frozen?", fontsize=10)
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=7, loc="upper right")
+    return fig
+
+
+def draw_token_shares(runs: Mapping[str, lm.LMRun], layer: int = 0) -> Figure:
+    """Layer ``layer``'s attention share on ``<unk>``, the most frequent and the rare words
+    (:func:`scansnap.lm.token_group_shares`) over training, divided by the share uniform
+    attention would give: above 1 the layer favours those keys, below 1 it avoids them."""
+    runs = _check_runs(runs)
+    fig = new_figure(7.5, 3.6)
+    ax = fig.subplots()
+    styles = ("-", "--", ":", "-.")
+    for r, (label, run) in enumerate(runs.items()):
+        for g, (group, (shares, uniform)) in enumerate(lm.token_group_shares(run, layer).items()):
+            ax.plot(run.steps.numpy(), (shares / uniform).numpy(), linestyle=styles[r % 4],
+                    color=_LAYER_COLORS[g % 4], marker="o", ms=2.5, label=f"{label}: {group}")
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"layer-{layer} attention share\n÷ share under uniform attention")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def draw_attention(weights: torch.Tensor | np.ndarray, tokens: Sequence[str], title: str = "",
+                   *, ax: Any = None) -> Figure:
+    """One attention map with the tokens on both axes (rows: queries, columns: keys)."""
+    weights = np.asarray(weights, dtype=float)
+    if weights.ndim != 2 or weights.shape[0] != weights.shape[1]:
+        raise ValueError(f"weights must be a square [L, L] map, got shape {list(weights.shape)}")
+    if len(tokens) != weights.shape[0]:
+        raise ValueError(f"tokens must have one entry per position ({weights.shape[0]}), "
+                         f"got {len(tokens)}")
+    if ax is None:
+        fig = new_figure(5.2, 5.0)
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
+    positions = np.arange(len(tokens))
+    labels = [t if len(t) <= 12 else t[:11] + "…" for t in tokens]
+    size = 7 if len(tokens) <= 24 else 5.5
+    ax.set_yticks(positions, labels, fontsize=size)
+    ax.set_xticks(positions, labels, fontsize=size, rotation=90)
+    ax.set_xlabel("key (attended token)", fontsize=8)
+    ax.set_ylabel("query", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def layered_scrubber(frames: Mapping[str, Sequence[bytes]], labels: Sequence[Any],
+                     description: str = "iteration", selector: str = "show",
+                     interval_ms: int = 400) -> widgets.VBox:
+    """A scrubber over ``labels`` (e.g. checkpoints) with a dropdown choosing which frame set to
+    show (e.g. a model's layer): ``frames[option][i]`` is the PNG for option and label ``i``.
+
+    All links run in the browser (``jslink``), so it works in the static page: the dropdown
+    selects one of several stacks of frames, the slider (and Play) selects the frame in every
+    stack at once. Same layout as :func:`scansnap.widgets.scrubber` (Play and slider on top).
+    """
+    if not isinstance(frames, Mapping) or not frames:
+        raise TypeError("frames must be a non-empty dict of option -> list of PNG bytes")
+    labels = [str(label) for label in labels]
+    if not labels or len(set(labels)) != len(labels):
+        raise ValueError("labels must be non-empty and distinct")
+    interval_ms = check_int("interval_ms", interval_ms, low=1)
+    layout = widgets.Layout(max_width="100%", height="auto")
+    stacks = []
+    for option, pngs in frames.items():
+        pngs = list(pngs)
+        if len(pngs) != len(labels):
+            raise ValueError(f"frames[{option!r}] must have one frame per label ({len(labels)}), "
+                             f"got {len(pngs)}")
+        if not all(isinstance(p, bytes) and p[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs):
+            raise ValueError(f"frames[{option!r}] must hold PNG bytes")
+        stacks.append(widgets.Stack([widgets.Image(value=p, format="png", layout=layout)
+                                     for p in pngs], selected_index=0))
+    outer = widgets.Stack(stacks, selected_index=0)
+    style = {"description_width": "initial"}
+    play = widgets.Play(value=0, min=0, max=len(labels) - 1, step=1, interval=interval_ms,
+                        description="play", show_repeat=False)
+    slider = widgets.SelectionSlider(options=labels, index=0, description=description,
+                                     style=style, layout=widgets.Layout(width="min(100%, 28em)"))
+    choose = widgets.Dropdown(options=list(frames), index=0, description=selector, style=style,
+                              layout=widgets.Layout(width="max-content"))
+    widgets.jslink((play, "value"), (slider, "index"))
+    for stack in stacks:
+        widgets.jslink((slider, "index"), (stack, "selected_index"))
+    widgets.jslink((choose, "index"), (outer, "selected_index"))
+    box = widgets.VBox([widgets.HBox([play, slider, choose],
+                                     layout=widgets.Layout(flex_flow="row wrap")), outer])
+    box.stacks, box.slider, box.play, box.dropdown = stacks, slider, play, choose
+    return box
+
+
+def attention_scrubber(runs: Mapping[str, lm.LMRun]) -> widgets.VBox:
+    """Attention maps (probe chunk, column 0, with its tokens) at every checkpoint, for every
+    layer of every run: slider over checkpoints, dropdown over (run, layer). Static-capable.
+
+    The slider runs over all runs' checkpoints; a run that stopped earlier (the CI size's
+    3-layer model) shows its last map there, titled as such."""
+    views = _layer_views(runs)
+    steps = sorted({s for _, run, _ in views for s in run.steps.tolist()})
+    frames: dict[str, list[bytes]] = {}
+    for label, run, layer in views:
+        own = run.steps.tolist()
+        # One figure per view, its image and title updated per frame: the tick labels (the
+        # probe tokens) are laid out once, which makes a frame several times cheaper.
+        fig = draw_attention(run.maps[0, layer], run.probe_tokens, label)
+        ax = fig.axes[0]
+        last = None
+        frames[label] = []
+        for step in steps:
+            if step not in own and last is not None:
+                frames[label].append(last)  # past this run's end: its last map again
+                continue
+            s = own.index(step) if step in own else len(own) - 1
+            ax.images[0].set_data(run.maps[s, layer].numpy())
+            ax.set_title(f"{label}, iteration {own[s]}" + ("" if step in own else
+                                                            " (its last checkpoint)"), fontsize=9)
+            png = figure_to_png(fig, close=False)
+            frames[label].append(png)
+            if step not in own:
+                last = png
+    return layered_scrubber(frames, steps, description="iteration", selector="model · layer")
+
+
+def sentence_explorer(models: Mapping[str, lm.WikiLM], vocab: Vocab, text: str = DEFAULT_SENTENCE,
+                      *, max_len: int = 40) -> Live:
+    """Live control: type a sentence, choose a model and layer, see that layer's attention.
+
+    Runs :func:`scansnap.lm.sentence_attention` (one probe pass, milliseconds) on every change;
+    in the static page it shows ``text`` with the first model's layer 0. Words outside the
+    vocabulary show as ``<unk>``.
+    """
+    if not isinstance(models, Mapping) or not models or not all(
+            isinstance(m, lm.WikiLM) for m in models.values()):
+        raise TypeError("models must be a non-empty dict of label -> WikiLM")
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"vocab must be a Vocab, got {type(vocab).__name__}")
+    max_len = check_int("max_len", max_len, low=2)
+    lm.sentence_attention(next(iter(models.values())), vocab, text, max_len=max_len)  # checks
+    depth = max(m.nlayers for m in models.values())
+    fig = new_figure(6.4, 6.0)
+    ax = fig.subplots()
+
+    def update(sentence: str, model: str, layer: int) -> None:
+        chosen = models[model]
+        shown = min(layer, chosen.nlayers - 1)
+        result = lm.sentence_attention(chosen, vocab, sentence or ".", max_len=max_len)
+        ax.clear()
+        unknown = sum(t == "<unk>" for t in result.tokens)
+        draw_attention(result.weights[shown], result.tokens,
+                       f"{model} · layer {shown}: entropy "
+                       f"{lm.attention_entropy(result.weights[shown]).item():.2f} nats"
+                       + (f" · {unknown} word(s) outside the vocabulary" if unknown else ""),
+                       ax=ax)
+
+    controls = {
+        "sentence": widgets.Text(value=text, description="sentence", continuous_update=False,
+                                 layout=widgets.Layout(width="min(100%, 48em)")),
+        "model": widgets.Dropdown(options=list(models), value=next(iter(models)),
+                                  description="model"),
+        "layer": widgets.Dropdown(options=list(range(depth)), value=0, description="layer"),
+    }
+    return live(update, controls, figure=fig)
+
+
+def corpus_summary(corpus: Corpus, batch_size: int = 20, bptt: int = 35) -> dict[str, Any]:
+    """Numbers the chapter quotes about its data: tokens, vocabulary, ``<unk>`` share, batches."""
+    if not isinstance(corpus, Corpus):
+        raise TypeError(f"corpus must be a Corpus, got {type(corpus).__name__}")
+    tokens = int(corpus.train_ids.numel())
+    batches = len(range(0, tokens // batch_size - bptt, bptt))  # train_lm's full windows
+    return {"training_split": corpus.training_split, "measure_split": corpus.measure_split,
+            "training_tokens": tokens, "measure_tokens": int(corpus.measure_ids.numel()),
+            "vocab_size": len(corpus.vocab), "unk_share": corpus.unk_share(),
+            "measure_unk_share": corpus.unk_share(corpus.measure_split),
+            "batches_per_epoch": batches, "note": corpus.note}

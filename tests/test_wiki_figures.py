@@ -1,0 +1,112 @@
+"""Chapter 6's figures and widgets (scansnap.figures.wiki) on tiny runs: shapes, frames, links."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from ipywidgets.embed import embed_data
+
+from scansnap import lm
+from scansnap.figures import wiki
+from scansnap.wikitext import build_vocab
+
+from test_lm import synthetic_ids, tiny_corpus
+
+
+@pytest.fixture(scope="module")
+def runs():
+    kw = dict(steps=6, checkpoint_every=2, progress=False, batch_size=4, bptt=8)
+    ids = synthetic_ids(2000)
+    return {"1 layer": lm.train_lm(ids, 1, **kw), "2 layers": lm.train_lm(ids, 2, **kw)}
+
+
+def test_static_figures(runs):
+    before = len(plt.get_fignums())
+    assert wiki.shown_iterations(runs["1 layer"]) == [0, 2, 4, 6]
+    for fig in (wiki.draw_fig7(runs, title="t"), wiki.draw_entropy(runs),
+                wiki.draw_departures(runs, max_offset=3), wiki.draw_token_shares(runs)):
+        assert fig.axes
+    fig = wiki.draw_attention(runs["1 layer"].maps[-1, 0], runs["1 layer"].probe_tokens, "x")
+    assert len(fig.axes[0].get_yticklabels()) == 8
+    assert len(plt.get_fignums()) == before  # pyplot manages none of them
+    with pytest.raises(ValueError, match="tokens"):
+        wiki.draw_attention(torch.eye(3), ["a", "b"])
+    with pytest.raises(TypeError, match="runs"):
+        wiki.draw_fig7({})
+
+
+def test_token_group_shares(runs):
+    run = runs["2 layers"]
+    shares = lm.token_group_shares(run, layer=1, groups={"all": (0, None), "none": (30, None),
+                                                         "low": (0, 5)})
+    torch.testing.assert_close(shares["all"][0], torch.ones(len(run.steps)))
+    assert shares["all"][1] == pytest.approx(1.0) and "none" not in shares
+    assert 0 < shares["low"][1] < 1 and shares["low"][0].shape == (len(run.steps),)
+    with pytest.raises(ValueError, match="layer"):
+        lm.token_group_shares(run, layer=2)
+
+
+def test_fig10_from_a_sweep():
+    sweep = lm.lr_sweep((0.5, 1.0), (1, 2), corpus=tiny_corpus(), steps=4, last=2,
+                        progress=False, checkpoint_every=2, batch_size=4, bptt=8)
+    fig = wiki.draw_fig10(sweep)
+    assert len(fig.axes) == 2
+    with pytest.raises(TypeError, match="sweep"):
+        wiki.draw_fig10({"lrs": [1]})
+
+
+def test_attention_scrubber_links_every_stack(runs):
+    box = wiki.attention_scrubber(runs)
+    assert list(box.dropdown.options) == ["1 layer · layer 0", "2 layers · layer 0",
+                                          "2 layers · layer 1"]
+    assert len(box.stacks) == 3 and all(len(s.children) == 4 for s in box.stacks)
+    assert list(box.slider.options) == ["0", "2", "4", "6"]
+    assert isinstance(box.children[0].children[0], widgets.Play)  # the browser test's layout
+    parts = {"play": box.play, "slider": box.slider, "dropdown": box.dropdown,
+             "outer": box.children[1], **{f"stack{i}": s for i, s in enumerate(box.stacks)}}
+    names = {f"IPY_MODEL_{w.model_id}": name for name, w in parts.items()}
+    state = embed_data(views=[box])["manager_state"]["state"]
+    links = {(names[m["state"]["source"][0]], m["state"]["source"][1],
+              names[m["state"]["target"][0]], m["state"]["target"][1])
+             for m in state.values() if m["model_name"] == "LinkModel"}
+    assert links == {("play", "value", "slider", "index"), ("dropdown", "index", "outer",
+                                                             "selected_index")} | {
+        ("slider", "index", f"stack{i}", "selected_index") for i in range(3)}
+    with pytest.raises(ValueError, match="one frame per label"):
+        wiki.layered_scrubber({"a": [wiki.figure_to_png(wiki.new_figure())]}, ["0", "1"])
+
+
+def test_scrubber_and_fig7_with_a_shorter_run(runs):
+    short = lm.train_lm(synthetic_ids(2000), 1, steps=2, checkpoint_every=2, progress=False,
+                        batch_size=4, bptt=8)
+    box = wiki.attention_scrubber({"long": runs["1 layer"], "short": short})
+    assert list(box.slider.options) == ["0", "2", "4", "6"]
+    images = [image.value for image in box.stacks[1].children]
+    assert images[2] == images[3] != images[1]  # the last map, repeated past the run's end
+    fig = wiki.draw_fig7({"long": runs["1 layer"], "short": short})
+    assert any("not run" in text.get_text() for ax in fig.axes for text in ax.texts)
+
+
+def test_sentence_explorer_updates_in_place():
+    vocab = build_vocab([["the", "cat", "sat", "on", "mat", "."]])
+    torch.manual_seed(0)
+    models = {"1 layer": lm.WikiLM(len(vocab), 1).eval(),
+              "3 layers": lm.WikiLM(len(vocab), 3).eval()}
+    explorer = wiki.sentence_explorer(models, vocab, "the cat sat on the mat .")
+    first = explorer.image.value
+    explorer.controls["model"].value = "3 layers"
+    explorer.controls["layer"].value = 2
+    explorer.controls["sentence"].value = "the mat sat on a zork ."
+    assert explorer.image.value != first and explorer.error.layout.display == "none"
+    explorer.controls["model"].value = "1 layer"  # layer 2 of a 1-layer model: shows its last
+    assert explorer.error.layout.display == "none"
+    with pytest.raises(TypeError, match="models"):
+        wiki.sentence_explorer({"m": object()}, vocab)
+
+
+def test_corpus_summary():
+    summary = wiki.corpus_summary(tiny_corpus())
+    assert summary["training_tokens"] == 2000 and summary["vocab_size"] == 30
+    assert summary["batches_per_epoch"] == len(range(0, 100 - 35, 35))
