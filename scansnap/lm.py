@@ -58,7 +58,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "quick": {"max_vocab": 500, "steps": 150, "deep_steps": 150, "checkpoint_every": 50,
               "sweep_steps": 100, "sweep_every": 50, "sweep_seeds": (1,), "sweep_last": 1,
               "variant_steps": 100},
-    "ci": {"max_vocab": 2000, "steps": 1500, "deep_steps": 1000, "checkpoint_every": 100,
+    "ci": {"max_vocab": 2000, "steps": 1500, "deep_steps": 1500, "checkpoint_every": 100,
            "sweep_steps": 300, "sweep_every": 100, "sweep_seeds": (1,), "sweep_last": 2,
            "variant_steps": 300},
     "paper": {"max_vocab": None, "steps": 2000, "deep_steps": 2000, "checkpoint_every": 100,

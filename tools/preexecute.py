@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import yaml
 from jupyter_cache import get_cache
 from jupyter_cache.executors import load_executor
+from jupyter_cache.executors.basic import ExecutionWorkerLocalMProc, ProcessData
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,15 +60,26 @@ def main(argv: list[str] | None = None) -> int:
     logger = logging.getLogger("preexecute")
     logger.setLevel(logging.INFO)
     cache = get_cache(str(ROOT / "_build" / ".jupyter_cache"))
-    for page in notebook_pages():
+    pages = notebook_pages()
+    for page in pages:
         cache.add_nb_to_project(str(page), read_data={"name": "myst_nb_md", "type": "plugin"})
-    # One torch thread per notebook: the executor already runs one notebook per core.
+    # One torch thread per notebook: one notebook runs per core.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     executor = load_executor("local-parallel", cache=cache, logger=logger)
-    result = executor.run_and_cache(timeout=args.timeout, allow_errors=False)
-    for uri in result.errored:
+    # jupyter-cache's own run_and_cache hands pages to the workers in chunks (Pool.map), which can
+    # queue the two longest pages on one worker. Here each worker takes the next page when it is
+    # free, longest first: the book's last chapters are its longest, so reversed book order.
+    rank = {str(page): index for index, page in enumerate(pages)}
+    records = sorted(executor.get_records(clear_tracebacks=True),
+                     key=lambda record: -rank.get(record.uri, -1))
+    logger.info("executing %d page(s) on %d workers", len(records), os.cpu_count())
+    jobs = [ProcessData(record.pk, record.uri, cache, args.timeout, False) for record in records]
+    with multiprocessing.Pool() as pool:
+        outcomes = list(pool.imap_unordered(ExecutionWorkerLocalMProc(), jobs, chunksize=1))
+    failed = [uri for code, uri in outcomes if code != 0]  # 1: a cell raised, 2: could not run
+    for uri in failed:
         logger.warning("failed (jb build will show the traceback): %s", uri)
-    logger.info("cached %d page(s), %d failed", len(result.succeeded), len(result.errored))
+    logger.info("cached %d page(s), %d failed", len(outcomes) - len(failed), len(failed))
     return 0  # the build is the gate
 
 
