@@ -298,3 +298,19 @@ def test_key_mass_against_a_baseline():
     assert lm.key_mass(first, key_ids, [0, 1, 5, 7]) == pytest.approx((1.0, 1.0))
     with pytest.raises(ValueError, match="key_ids"):
         lm.key_mass(first, key_ids[:, :3], [5])
+
+
+def test_paper_size_runs_on_the_real_data(monkeypatch):
+    """The paper-size switch end to end, a few steps: full vocabulary, the real WikiText-2 files
+    (``SCANSNAP_WIKITEXT_DIR``; skipped without them), CUDA when present, otherwise the CPU."""
+    from scansnap import wikitext
+
+    try:
+        corpus = wikitext.load_corpus(download=False)
+    except wikitext.WikiTextNotFound as error:
+        pytest.skip(f"no WikiText-2 here: {error}")
+    ci_vocab = lm.SIZES["ci"]["max_vocab"]
+    run = lm.train_lm(corpus, 1, size="paper", steps=3, checkpoint_every=1, progress=False)
+    assert len(corpus.vocab) > ci_vocab  # the full vocabulary, not the CI cap
+    assert run.steps.tolist() == [0, 1, 2, 3]
+    assert torch.isfinite(run.probe_loss).all() and torch.isfinite(run.entropy).all()
