@@ -339,9 +339,17 @@ def test_checks_explain_wrong_answers():
         ch5.check_B(lambda *args: (_ for _ in ()).throw(NotImplementedError("stub")))
     with pytest.raises(CheckFailed, match="expected a function"):
         ch5.check_B(3.0)
-    with pytest.raises(CheckFailed, match="fig6_entropy"):  # entropy over the whole support
+    with pytest.raises(CheckFailed, match="whole support"):  # entropy over the whole support
         ch5.check_fig6_entropy(lambda classes, Z: float(torch.special.entr(
             theory.attention_limit(classes.probs(), Z, classes.query_tokens)).sum(-1).mean()))
+
+    def not_renormalized(classes, Z):
+        c = metrics.attention(classes, Z)
+        return torch.stack([torch.special.entr(c[n, classes.distinct_tokens(n)]).sum()
+                            for n in range(classes.K)]).mean()
+
+    with pytest.raises(CheckFailed, match="without renormalizing"):
+        ch5.check_fig6_entropy(not_renormalized)
 
 
 def test_figure_result_type():

@@ -117,5 +117,35 @@ def check_fig6_entropy(student: Callable[..., Any]) -> str:
     common = torch.zeros(M, M, dtype=torch.float64)
     common[:, classes.common_tokens(0)] = 5.0  # common tokens must not enter the entropy
     cases.append(Case("large common-token logits (they must not count)", (classes, common)))
+    _recognize_fig6_slips(student)
     return compare("fig6_entropy", lambda c, Z: float(student(c, Z)),
                    lambda c, Z: float(_reference_fig6_entropy(c, Z)), cases, rtol=1e-6, atol=1e-9)
+
+
+def _recognize_fig6_slips(student: Callable[..., Any]) -> None:
+    """Name the two likely slips (the whole support; restricted but not renormalized), which
+    the paper's authors also ruled out against their released numbers (PAPER.md B.4)."""
+    classes = SequenceClasses(num_queries=1, next_per_query=2)
+    M = classes.M
+    Z = (2 * torch.rand(M, M, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+         - 1) / math.sqrt(M)
+    try:
+        value = float(student(classes, Z))
+    except (NotImplementedError, CheckFailed):
+        raise
+    except Exception:  # compare() reports the error with its case
+        return
+    c = metrics.attention(classes, Z)  # [K, M]
+    full = torch.special.entr(c).sum(-1).mean()
+    on_distinct = torch.stack([c[n, classes.distinct_tokens(n)] for n in range(classes.K)])
+    partial = torch.special.entr(on_distinct).sum(-1).mean()
+    slips = {"full": (float(full), "the entropy of c_n over its whole support: the common tokens "
+                      "count too. Keep only classes.distinct_tokens(n)"),
+             "partial": (float(partial), "-Σ c log c over the distinct tokens of the full c_n, "
+                         "without renormalizing them to sum to 1 first")}
+    for expected, what in slips.values():
+        if math.isclose(value, expected, rel_tol=1e-6, abs_tol=1e-9):
+            raise CheckFailed(f"fig6_entropy: your value {value:.5f} is {what}. Fig 6 restricts "
+                              "c_n to the class's distinct tokens, renormalizes, then takes the "
+                              "entropy (the reference here is "
+                              f"{float(_reference_fig6_entropy(classes, Z)):.5f}).")
