@@ -437,3 +437,10 @@ def test_ch4_checks_explain_wrong_answers():
         return probs * torch.log(K / (probs > 0).sum(0).clamp_min(1).double())
     with pytest.raises(CheckFailed, match="Reminder"):
         ch4.check_tfidf(unnormalized)
+    with pytest.raises(CheckFailed, match="squares"):
+        ch4.check_relative_gain(lambda c, l, lp: c[..., l] / c[..., lp] - 1)
+    def zero_row_nan(probs):  # 0/0 on a class whose every token is in every class
+        score = probs * torch.log(probs.shape[0] / (probs > 0).sum(0).clamp_min(1).double())
+        return score / score.sum(-1, keepdim=True)
+    with pytest.raises(CheckFailed, match="stays zeros"):
+        ch4.check_tfidf(zero_row_nan)

@@ -25,7 +25,11 @@ def check_relative_gain(student: Callable[..., Any]) -> str:
              Case("unnormalized c (the ratio does not care)", (c * 7.5, 3, 12)),
              Case("same token: r = 0", (c, 5, 5)),
              Case("batch [5, 3, 34] (use the last axis)", (batch, 19, 11))]
-    return compare("relative_gain", student, _gain_reference, cases, rtol=1e-10, atol=1e-12)
+    try:
+        return compare("relative_gain", student, _gain_reference, cases, rtol=1e-10, atol=1e-12)
+    except CheckFailed as error:
+        raise CheckFailed(f"{error}\nReminder: r compares the *squares*, c_l² / c_l'², and "
+                          "subtracts 1.") from None
 
 
 def check_tfidf(student: Callable[..., Any]) -> str:
@@ -40,9 +44,13 @@ def check_tfidf(student: Callable[..., Any]) -> str:
     cases = [Case("Syn-Small", (SequenceClasses().probs(),)),
              Case("2 queries x 2 classes with per-query common tokens",
                   (SequenceClasses(num_queries=2, next_per_query=2, common_per_query=3).probs(),)),
-             Case("random sparse P (unnormalized rows)", (random,))]
+             Case("random sparse P (unnormalized rows)", (random,)),
+             Case("class 1 uses only tokens of every class: its row stays zeros",
+                  (torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.2, 0.3, 0.5, 0.0], [0.1, 0.1, 0.0, 0.8]],
+                                dtype=torch.float64),))]
     try:
         return compare("tfidf", student, decompose.tfidf_scores, cases, rtol=1e-9, atol=1e-12)
     except CheckFailed as error:
         raise CheckFailed(f"{error}\nReminder: a token in every class has idf ln(K/K) = 0; "
-                          "normalize each class's scores to sum to 1 at the end.") from None
+                          "normalize each class's scores to sum to 1 at the end; a class whose "
+                          "scores are all 0 stays all 0 (no 0/0).") from None
