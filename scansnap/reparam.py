@@ -326,8 +326,13 @@ def compare_frame(classes: SequenceClasses, panels: Sequence[tuple[str, torch.Te
     for ax, (label, c) in zip(axes, panels):
         c = check_tensor("c", c, shape=(classes.K, classes.M))
         plot_attention(classes, c, ax=ax, classes_to_show=[n], ymax=ymax, reference=reference)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()  # drawn above each panel it would cover the panel's title
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("token $l$", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", fontsize=8, frameon=False)
     if title is not None:
         fig.suptitle(title, fontsize=10)
     return fig
