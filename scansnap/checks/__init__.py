@@ -92,7 +92,7 @@ def _compare_values(name: str, label: str, got: Any, expected: Any, rtol: float,
     if np.allclose(got_array, -expected_array, rtol=rtol, atol=atol):
         hint = " — every entry has the opposite sign: check the sign convention (ascent vs descent)"
     elif e != 0 and g != 0 and math.isfinite(g / e) and np.allclose(got_array * (e / g), expected_array, rtol=rtol, atol=atol):
-        hint = f" — off by a constant factor {e / g:.4g}: check a normalization"
+        hint = f" — off by a constant factor (expected = {e / g:.4g} × yours): check a normalization"
     at = f" at index {index}" if index else ""
     raise CheckFailed(f"{where}: value{at} is {g:.6g}, expected {e:.6g} "
                       f"({int((~close).sum())} of {close.size} entries differ beyond rtol={rtol:g}, "
