@@ -382,7 +382,8 @@ def scan_snap_figure(run: Run, C0: float | None = None, momentum: float = 0.0) -
                       eta_z=eff_z, C0=C0)
         bx.plot(steps[1:], Bt[1:], ls="--", color=col, lw=1.3)
         theory_B.append(Bt)
-    ax.axhline(math.log(classes.distinct_per_next), color="0.5", ls=":", lw=1)
+    ax.axhline(math.log(classes.distinct_per_next), color="0.5", ls=":", lw=1,
+               label="uniform over distinct")
     ax.set(xlabel="SGD step", ylabel="distinct-token entropy (nats)",
            title=f"M={classes.M}, K={classes.K}, $\\eta_Y/\\eta_Z$={s['ratio']:g}: falls, then freezes")
     ax.legend(fontsize=8)
