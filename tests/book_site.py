@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from pathlib import Path
 
@@ -13,6 +14,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
 NO_SITE = f"no built book at {HTML.relative_to(ROOT)}: run `jb build . -W -n --keep-going --all` first"
+# In CI (CI=true, as .ci/run is called) the built site and Chromium are required: without them the
+# site and browser tests fail instead of skipping, so a build step that silently did nothing
+# cannot pass.
+REQUIRED = os.environ.get("CI", "").lower() == "true"
+MISSING_SITE = not (HTML / "index.html").exists() and not REQUIRED
 WIDGET_STATE = re.compile(
     r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', re.S)
 

@@ -9,9 +9,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from book_site import HTML, NO_SITE, ROOT, chapter_pages, html_of, image_frames, toc_pages, widget_state
+from book_site import HTML, MISSING_SITE, NO_SITE, ROOT, chapter_pages, html_of, image_frames, toc_pages, widget_state
 
-pytestmark = [pytest.mark.book, pytest.mark.skipif(not (HTML / "index.html").exists(), reason=NO_SITE)]
+pytestmark = [pytest.mark.book, pytest.mark.skipif(MISSING_SITE, reason=NO_SITE)]
 
 ERROR_MARKERS = ('class="output traceback', 'class="output error', 'class="output stderr',
                  "Traceback (most recent call last)")
