@@ -17,6 +17,9 @@ Binder, Colab and a local Jupyter alike::
     steps = run.steps.tolist()
     scrubber((frame(s) for s in steps), labels=[f"t={s}" for s in steps], description="iteration")
 
+``layered_scrubber`` adds a dropdown choosing among several such sets of frames (e.g. one per
+layer), still linked in the browser.
+
 **Live controls** re-run a fast computation in a kernel whenever a control changes. Fast path:
 create the figure and its artists once, and let ``update`` only change their data; ``live``
 re-renders that figure (median redraw ≈ tens of ms, see ``benchmarks/bench_widgets.py``)::
@@ -60,7 +63,8 @@ from PIL import Image as PILImage
 
 from ._validate import check_bool, check_int
 
-__all__ = ["scrubber", "live", "figure_to_png", "Scrubber", "Live", "STATIC_NOTE"]
+__all__ = ["scrubber", "layered_scrubber", "live", "figure_to_png", "Scrubber", "LayeredScrubber",
+           "Live", "STATIC_NOTE"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -148,16 +152,9 @@ def scrubber(
         raise TypeError(f"description must be a str, got {type(description).__name__}")
     interval_ms = check_int("interval_ms", interval_ms, low=1)
     if labels is not None:
-        if isinstance(labels, (str, bytes)) or not isinstance(labels, Iterable):
-            raise TypeError(f"labels must be a sequence with one label per frame, "
-                            f"got {type(labels).__name__}")
-        labels = [str(label) for label in labels]
-        if len(set(labels)) != len(labels):
-            raise ValueError("labels must be distinct (a SelectionSlider cannot tell equal "
-                             "labels apart)")
+        labels = _check_labels(labels)
 
-    # One shared Layout: each frame's own Layout model would add ≈1.2 KB of state per frame.
-    layout = widgets.Layout(max_width="100%", height="auto")
+    layout = _frame_layout()
     images = []
     frames = iter(frames)
     # Frames are rendered as they come, so a generator keeps only one figure open at a time.
@@ -176,11 +173,109 @@ def scrubber(
         raise ValueError(f"labels must have one entry per frame: got {len(labels)} labels "
                          f"for {len(images)} frames")
     stack = widgets.Stack(images, selected_index=0)
-    last = len(images) - 1
+    play, slider, position = _play_slider(len(images), labels, description, interval_ms,
+                                          "min(100%, 32em)")
+    widgets.jslink((slider, position), (stack, "selected_index"))
+    return Scrubber(images, slider, play, stack)
+
+
+class LayeredScrubber(widgets.VBox):
+    """A Play button, a slider and a dropdown over several stacks of images (see
+    :func:`layered_scrubber`).
+
+    ``stacks`` holds one Stack of frames per dropdown option, ``outer`` the Stack of those
+    stacks; as in :class:`Scrubber`, every link is a front-end link.
+    """
+
+    def __init__(self, stacks: list[widgets.Stack], outer: widgets.Stack,
+                 slider: widgets.SelectionSlider, play: widgets.Play, dropdown: widgets.Dropdown,
+                 **kwargs: Any) -> None:
+        controls = widgets.HBox([play, slider, dropdown],
+                                layout=widgets.Layout(flex_flow="row wrap"))
+        super().__init__([controls, outer], **kwargs)
+        self.stacks = stacks
+        self.outer = outer
+        self.slider = slider
+        self.play = play
+        self.dropdown = dropdown
+
+
+def layered_scrubber(
+    frames: Mapping[str, Iterable[Figure | bytes]],
+    labels: Iterable[Any],
+    description: str = "iteration",
+    selector: str = "show",
+    interval_ms: int = 400,
+) -> LayeredScrubber:
+    """A :func:`scrubber` over ``labels`` (e.g. checkpoints) with a dropdown choosing which set of
+    frames to show (e.g. a model's layer); works in static HTML.
+
+    ``frames[option][i]`` is the frame (a matplotlib Figure, rendered and closed, or PNG bytes)
+    of dropdown ``option`` at ``labels[i]``. The dropdown (label ``selector``) selects one stack
+    of frames, the slider and Play (label ``description``) select the frame in every stack at
+    once; all links run in the browser. Same layout as :func:`scrubber`: Play and slider on top.
+
+    Returns a :class:`LayeredScrubber` (an ``ipywidgets.VBox``): display it as a cell's last value.
+    """
+    if not isinstance(frames, Mapping) or not frames:
+        raise TypeError("frames must be a non-empty dict of option -> list of frames")
+    for name, text in (("description", description), ("selector", selector)):
+        if not isinstance(text, str):
+            raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+    labels = _check_labels(labels)
+    if not labels:
+        raise ValueError("labels must not be empty")
+    interval_ms = check_int("interval_ms", interval_ms, low=1)
+    layout = _frame_layout()
+    stacks = []
+    for option, pngs in frames.items():
+        if isinstance(pngs, (str, bytes, Figure)) or not isinstance(pngs, Iterable):
+            raise TypeError(f"frames[{option!r}] must be a sequence of frames, "
+                            f"got {type(pngs).__name__}")
+        pngs = [_frame_png(f"frames[{option!r}][{i}]", frame) for i, frame in enumerate(pngs)]
+        if len(pngs) != len(labels):
+            raise ValueError(f"frames[{option!r}] must have one frame per label ({len(labels)}), "
+                             f"got {len(pngs)}")
+        stacks.append(widgets.Stack([widgets.Image(value=p, format="png", layout=layout)
+                                     for p in pngs], selected_index=0))
+    outer = widgets.Stack(stacks, selected_index=0)
+    play, slider, _ = _play_slider(len(labels), labels, description, interval_ms,
+                                   "min(100%, 28em)")
+    dropdown = widgets.Dropdown(options=list(frames), index=0, description=selector,
+                                style={"description_width": "initial"},
+                                layout=widgets.Layout(width="max-content"))
+    for stack in stacks:
+        widgets.jslink((slider, "index"), (stack, "selected_index"))
+    widgets.jslink((dropdown, "index"), (outer, "selected_index"))
+    return LayeredScrubber(stacks, outer, slider, play, dropdown)
+
+
+def _check_labels(labels: Any) -> list[str]:
+    """One readout per frame, as distinct strings (a SelectionSlider's options)."""
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Iterable):
+        raise TypeError(f"labels must be a sequence with one label per frame, "
+                        f"got {type(labels).__name__}")
+    labels = [str(label) for label in labels]
+    if len(set(labels)) != len(labels):
+        raise ValueError("labels must be distinct (a SelectionSlider cannot tell equal "
+                         "labels apart)")
+    return labels
+
+
+def _frame_layout() -> widgets.Layout:
+    # One shared Layout: each frame's own Layout model would add ≈1.2 KB of state per frame.
+    return widgets.Layout(max_width="100%", height="auto")
+
+
+def _play_slider(count: int, labels: list[str] | None, description: str, interval_ms: int,
+                 width: str) -> tuple[widgets.Play, widgets.Widget, str]:
+    """Play button and slider over ``count`` frames, front-end linked; the slider's trait that
+    holds the frame index ("value" of an IntSlider without labels, else "index")."""
+    last = count - 1
     play = widgets.Play(value=0, min=0, max=last, step=1, interval=interval_ms,
                         description="play", show_repeat=False)
     style = {"description_width": "initial"}
-    slider_layout = widgets.Layout(width="min(100%, 32em)")
+    slider_layout = widgets.Layout(width=width)
     if labels is None:
         slider: widgets.Widget = widgets.IntSlider(value=0, min=0, max=last, step=1,
                                                    description=description, style=style,
@@ -192,8 +287,7 @@ def scrubber(
         position = "index"
     # Front-end links (not observe callbacks): they run in the browser, so the static page works.
     widgets.jslink((play, "value"), (slider, position))
-    widgets.jslink((slider, position), (stack, "selected_index"))
-    return Scrubber(images, slider, play, stack)
+    return play, slider, position
 
 
 def _frame_png(name: str, frame: Any) -> bytes:

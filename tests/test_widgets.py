@@ -13,7 +13,9 @@ import pytest  # noqa: E402
 from ipywidgets.embed import embed_data  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from scansnap.widgets import Live, Scrubber, figure_to_png, live, scrubber  # noqa: E402
+from scansnap.widgets import (  # noqa: E402
+    LayeredScrubber, Live, Scrubber, figure_to_png, layered_scrubber, live, scrubber,
+)
 
 
 def line_figure(k: int) -> plt.Figure:
@@ -110,6 +112,42 @@ def test_scrubber_bad_frame_leaves_no_figure_open():
 def test_scrubber_rejects_bad_options(kwargs, error, match):
     with pytest.raises(error, match=match):
         scrubber([png_bytes("red"), png_bytes("blue")], **kwargs)
+
+
+def test_layered_scrubber_links_every_stack_in_the_front_end():
+    before = set(plt.get_fignums())
+    s = layered_scrubber({"a": [png_bytes("red"), png_bytes("blue")],
+                          "b": (line_figure(k) for k in range(2))}, labels=[0, 10],
+                         selector="layer", interval_ms=120)
+    assert isinstance(s, LayeredScrubber) and isinstance(s.children[0].children[0], widgets.Play)
+    assert set(plt.get_fignums()) == before  # the figures were rendered and closed
+    assert s.slider.options == ("0", "10") and s.play.interval == 120
+    assert list(s.dropdown.options) == ["a", "b"] and s.dropdown.description == "layer"
+    assert [len(stack.children) for stack in s.stacks] == [2, 2] and s.children[1] is s.outer
+    names = {f"IPY_MODEL_{w.model_id}": name for name, w in (
+        ("play", s.play), ("slider", s.slider), ("dropdown", s.dropdown), ("outer", s.outer),
+        ("a", s.stacks[0]), ("b", s.stacks[1]))}
+    state = embed_data(views=[s])["manager_state"]["state"]
+    links = {(names[m["state"]["source"][0]], m["state"]["source"][1],
+              names[m["state"]["target"][0]], m["state"]["target"][1])
+             for m in state.values()
+             if m["model_name"] == "LinkModel" and m["state"]["source"][0] in names}
+    assert links == {("play", "value", "slider", "index"),
+                     ("slider", "index", "a", "selected_index"),
+                     ("slider", "index", "b", "selected_index"),
+                     ("dropdown", "index", "outer", "selected_index")}
+
+
+@pytest.mark.parametrize("frames, labels, error, match", [
+    ({"a": [png_bytes("red")]}, ["0", "1"], ValueError, "one frame per label"),
+    ({}, ["0"], TypeError, "frames"),
+    ({"a": [b"not a png"]}, ["0"], ValueError, r"frames\['a'\]\[0\]"),
+    ({"a": [png_bytes("red")] * 2}, ["0", "0"], ValueError, "distinct"),
+    ({"a": []}, [], ValueError, "labels must not be empty"),
+])
+def test_layered_scrubber_rejects_bad_arguments(frames, labels, error, match):
+    with pytest.raises(error, match=match):
+        layered_scrubber(frames, labels)
 
 
 def bar_figure():

@@ -76,8 +76,6 @@ def test_attention_scrubber_links_every_stack(runs):
     assert links == {("play", "value", "slider", "index"), ("dropdown", "index", "outer",
                                                              "selected_index")} | {
         ("slider", "index", f"stack{i}", "selected_index") for i in range(3)}
-    with pytest.raises(ValueError, match="one frame per label"):
-        wiki.layered_scrubber({"a": [wiki.figure_to_png(wiki.new_figure())]}, ["0", "1"])
 
 
 def test_scrubber_and_fig7_with_a_shorter_run(runs):

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from .. import lm
 from .._validate import check_bool, check_choice, check_int
 from ..plots import new_figure
-from ..widgets import Live, figure_to_png, live
+from ..widgets import LayeredScrubber, Live, figure_to_png, layered_scrubber, live
 from ..wikitext import Corpus, Vocab, load_corpus
 from . import FigureResult, register
 
@@ -341,52 +341,7 @@ def draw_attention(weights: torch.Tensor | np.ndarray, tokens: Sequence[str], ti
     return fig
 
 
-def layered_scrubber(frames: Mapping[str, Sequence[bytes]], labels: Sequence[Any],
-                     description: str = "iteration", selector: str = "show",
-                     interval_ms: int = 400) -> widgets.VBox:
-    """A scrubber over ``labels`` (e.g. checkpoints) with a dropdown choosing which frame set to
-    show (e.g. a model's layer): ``frames[option][i]`` is the PNG for option and label ``i``.
-
-    All links run in the browser (``jslink``), so it works in the static page: the dropdown
-    selects one of several stacks of frames, the slider (and Play) selects the frame in every
-    stack at once. Same layout as :func:`scansnap.widgets.scrubber` (Play and slider on top).
-    """
-    if not isinstance(frames, Mapping) or not frames:
-        raise TypeError("frames must be a non-empty dict of option -> list of PNG bytes")
-    labels = [str(label) for label in labels]
-    if not labels or len(set(labels)) != len(labels):
-        raise ValueError("labels must be non-empty and distinct")
-    interval_ms = check_int("interval_ms", interval_ms, low=1)
-    layout = widgets.Layout(max_width="100%", height="auto")
-    stacks = []
-    for option, pngs in frames.items():
-        pngs = list(pngs)
-        if len(pngs) != len(labels):
-            raise ValueError(f"frames[{option!r}] must have one frame per label ({len(labels)}), "
-                             f"got {len(pngs)}")
-        if not all(isinstance(p, bytes) and p[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs):
-            raise ValueError(f"frames[{option!r}] must hold PNG bytes")
-        stacks.append(widgets.Stack([widgets.Image(value=p, format="png", layout=layout)
-                                     for p in pngs], selected_index=0))
-    outer = widgets.Stack(stacks, selected_index=0)
-    style = {"description_width": "initial"}
-    play = widgets.Play(value=0, min=0, max=len(labels) - 1, step=1, interval=interval_ms,
-                        description="play", show_repeat=False)
-    slider = widgets.SelectionSlider(options=labels, index=0, description=description,
-                                     style=style, layout=widgets.Layout(width="min(100%, 28em)"))
-    choose = widgets.Dropdown(options=list(frames), index=0, description=selector, style=style,
-                              layout=widgets.Layout(width="max-content"))
-    widgets.jslink((play, "value"), (slider, "index"))
-    for stack in stacks:
-        widgets.jslink((slider, "index"), (stack, "selected_index"))
-    widgets.jslink((choose, "index"), (outer, "selected_index"))
-    box = widgets.VBox([widgets.HBox([play, slider, choose],
-                                     layout=widgets.Layout(flex_flow="row wrap")), outer])
-    box.stacks, box.slider, box.play, box.dropdown = stacks, slider, play, choose
-    return box
-
-
-def attention_scrubber(runs: Mapping[str, lm.LMRun]) -> widgets.VBox:
+def attention_scrubber(runs: Mapping[str, lm.LMRun]) -> LayeredScrubber:
     """Attention maps (probe chunk, column 0, with its tokens) at every checkpoint, for every
     layer of every run: slider over checkpoints, dropdown over (run, layer). Static-capable.
 
