@@ -7,17 +7,14 @@ from typing import Any
 
 import torch
 
-from .. import decompose
+from .. import decompose, theory
 from . import Case, CheckFailed, compare
-
-
-def _gain_reference(c: torch.Tensor, l: int, l_prime: int) -> torch.Tensor:
-    return c[..., l] ** 2 / c[..., l_prime] ** 2 - 1.0
 
 
 def check_relative_gain(student: Callable[..., Any]) -> str:
     """``student(c, l, l_prime)`` must return ``r_{l/l'} = c_l² / c_{l'}² − 1`` over the last
-    axis of ``c`` (Theorem 3; ``c`` or ``f`` give the same value)."""
+    axis of ``c`` (Theorem 3; ``c`` or ``f`` give the same value; the reference is
+    :func:`scansnap.theory.relative_gain`)."""
     gen = torch.Generator().manual_seed(7)
     c = torch.rand(34, generator=gen, dtype=torch.float64) + 0.01
     batch = torch.rand(5, 3, 34, generator=gen, dtype=torch.float64) + 0.01
@@ -26,7 +23,8 @@ def check_relative_gain(student: Callable[..., Any]) -> str:
              Case("same token: r = 0", (c, 5, 5)),
              Case("batch [5, 3, 34] (use the last axis)", (batch, 19, 11))]
     try:
-        return compare("relative_gain", student, _gain_reference, cases, rtol=1e-10, atol=1e-12)
+        return compare("relative_gain", student, theory.relative_gain, cases, rtol=1e-10,
+                       atol=1e-12)
     except CheckFailed as error:
         raise CheckFailed(f"{error}\nReminder: r compares the *squares*, c_l² / c_l'², and "
                           "subtracts 1.") from None
