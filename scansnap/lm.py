@@ -15,6 +15,7 @@ hand-written ``softmax(QKᵀ/√d + mask)``).
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
@@ -32,11 +33,11 @@ from ._validate import (
 from .wikitext import Corpus, Vocab, batchify, get_batch, load_corpus, tokenize
 
 __all__ = [
-    "SIZES", "SIZE_ENV", "chapter_size", "WikiLM", "LMRun", "SweepResult", "SentenceAttention",
-    "causal_mask", "causal_attention", "attention_entropy", "row_entropy", "uniform_entropy",
-    "self_mass", "offset_profile", "top_weight", "top_key_agreement", "row_change", "key_mass",
-    "TOKEN_GROUPS", "token_group_shares", "train_lm",
-    "lr_sweep", "sentence_attention",
+    "SIZES", "SIZE_ENV", "chapter_size", "default_device", "WikiLM", "LMRun", "SweepResult",
+    "SentenceAttention", "causal_mask", "causal_attention", "attention_entropy", "row_entropy",
+    "uniform_entropy", "uniform_attention", "self_mass", "offset_profile", "top_weight",
+    "top_key_agreement", "row_change", "key_mass", "TOKEN_GROUPS", "token_group_shares",
+    "train_lm", "lr_sweep", "sentence_attention",
 ]
 
 # Named run sizes (chapter 6 picks one with :func:`chapter_size`).
@@ -79,6 +80,13 @@ def chapter_size(default: str = "ci") -> str:
         raise ValueError(f"the environment variable {SIZE_ENV} must be one of {tuple(SIZES)}, "
                          f"got {value!r}")
     return value
+
+
+def default_device(size: str) -> str:
+    """The device a run of ``size`` uses when none is given: CUDA for "paper" when available,
+    else the CPU (the CI and quick sizes are sized for a 2-core CPU)."""
+    size = check_choice("size", size, SIZES)
+    return "cuda" if size == "paper" and torch.cuda.is_available() else "cpu"
 
 
 ENTROPY_EPS = 1e-8  # as the authors' decoder_wiki.py: -sum a log(a + 1e-8)
@@ -130,6 +138,15 @@ def uniform_entropy(length: int) -> float:
     the ceiling of :func:`attention_entropy` for the authors' mask."""
     length = check_int("length", length, low=1)
     return math.lgamma(length + 1) / length
+
+
+def uniform_attention(length: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Uniform causal attention ``[L, L]``, self included: row ``i`` puts ``1/(i+1)`` on keys
+    ``0..i`` — the content-blind baseline of the statistics below (e.g. ``self_mass`` of it is
+    the self-weight a rule ignoring the tokens would give)."""
+    length = check_int("length", length, low=1)
+    uniform = torch.ones(length, length, dtype=dtype).tril()
+    return uniform / uniform.sum(-1, keepdim=True)
 
 
 def self_mass(maps: torch.Tensor) -> float:
@@ -194,9 +211,7 @@ def key_mass(maps: torch.Tensor, key_ids: torch.Tensor, ids: Sequence[int]) -> t
     ids = as_int_list("ids", ids, low=0)
     chosen = torch.isin(key_ids, torch.tensor(ids)).to(maps.dtype)  # [B, L]
     mass = (maps[..., 1:, :] * chosen[:, None, :]).sum(-1).mean()
-    L = maps.shape[-1]
-    uniform = torch.ones(L, L, dtype=maps.dtype).tril()
-    uniform = uniform / uniform.sum(-1, keepdim=True)
+    uniform = uniform_attention(maps.shape[-1], maps.dtype)
     baseline = (uniform[1:] @ chosen.T).mean()  # [L-1, B]
     return float(mass), float(baseline)
 
@@ -394,6 +409,12 @@ def _data(
     )
 
 
+def _default_probe_index(measure_rows: int, bptt: int) -> int:
+    """Row ``100·bptt`` of the batchified measure split (as the notebook), moved back to the last
+    full chunk when the split is shorter."""
+    return min(100 * bptt, measure_rows - 1 - bptt)
+
+
 def _fingerprint(train_ids: torch.Tensor, measure_ids: torch.Tensor) -> list[int]:
     """A cheap identity of the data (lengths and id sums): runs on other data never match."""
     return [int(train_ids.numel()), int(train_ids.sum()), int(measure_ids.numel()),
@@ -449,9 +470,8 @@ def train_lm(
     batch_size = check_int("batch_size", batch_size, low=1)
     bptt = check_int("bptt", bptt, low=1)
     progress = check_bool("progress", progress)
-    if device is None:
-        device = "cuda" if size == "paper" and torch.cuda.is_available() else "cpu"
-    device = check_choice("device", device, ("cpu", "cuda"))
+    device = check_choice("device", default_device(size) if device is None else device,
+                          ("cpu", "cuda"))
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device must be 'cpu' here: CUDA is not available")
 
@@ -465,8 +485,8 @@ def train_lm(
     last_start = measure.size(0) - 1 - bptt
     if last_start < 0:
         raise ValueError(f"the measure split is too short for batch_size={batch_size}, bptt={bptt}")
-    probe_index = min(100 * bptt, last_start) if probe_index is None else check_int(
-        "probe_index", probe_index, low=0, high=last_start)
+    probe_index = _default_probe_index(measure.size(0), bptt) if probe_index is None else \
+        check_int("probe_index", probe_index, low=0, high=last_start)
     probe_data, probe_targets = get_batch(measure, probe_index, bptt)
 
     # Own RNG stream: the run depends on `seed` only, and the caller's global state is restored.
@@ -628,18 +648,15 @@ def lr_sweep(
 def _matching_run(reuse: Sequence[LMRun], axis: list[int], corpus: Corpus, nlayers: int,
                   lr: float, seed: int, size: str, train_kwargs: dict[str, Any]) -> LMRun | None:
     """The first run in ``reuse`` that is the sweep's run (lr, seed) continued, or None."""
-    batch_size = train_kwargs.get("batch_size", 20)
-    bptt = train_kwargs.get("bptt", 35)
-    probe = train_kwargs.get("probe_index")
-    if probe is None:  # train_lm's default
-        probe = min(100 * bptt, corpus.measure_ids.numel() // batch_size - 1 - bptt)
-    device = train_kwargs.get("device")
-    if device is None:
-        device = "cuda" if size == "paper" and torch.cuda.is_available() else "cpu"
-    want = {"nlayers": nlayers, "lr": lr, "seed": seed, "ffn_lr": train_kwargs.get("ffn_lr"),
-            "clip": train_kwargs.get("clip", 0.5), "dropout": train_kwargs.get("dropout", 0.2),
-            "batch_size": batch_size, "bptt": bptt, "probe_index": probe, "device": device,
-            "vocab_size": len(corpus.vocab),
+    kw = {name: param.default for name, param in inspect.signature(train_lm).parameters.items()
+          if name in ("ffn_lr", "clip", "dropout", "batch_size", "bptt", "probe_index", "device")}
+    kw |= {name: train_kwargs[name] for name in kw if name in train_kwargs}
+    if kw["probe_index"] is None:  # train_lm's default (batchify keeps numel // batch_size rows)
+        kw["probe_index"] = _default_probe_index(
+            corpus.measure_ids.numel() // kw["batch_size"], kw["bptt"])
+    if kw["device"] is None:
+        kw["device"] = default_device(size)
+    want = {"nlayers": nlayers, "lr": lr, "seed": seed, **kw, "vocab_size": len(corpus.vocab),
             "data": _fingerprint(corpus.train_ids, corpus.measure_ids)}
     for run in reuse:
         if all(run.config.get(k) == v for k, v in want.items()) and \

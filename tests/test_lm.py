@@ -205,6 +205,12 @@ def test_uniform_entropy_is_the_ceiling():
     assert abs(lm.attention_entropy(uniform).item() - lm.uniform_entropy(L)) < 1e-5
     assert abs(lm.uniform_entropy(L) - math.lgamma(36) / 35) < 1e-12
     assert lm.uniform_entropy(1) == 0.0
+    torch.testing.assert_close(lm.uniform_attention(L, torch.float32), uniform)
+    assert lm.uniform_attention(L).dtype == torch.float64
+    assert lm.self_mass(lm.uniform_attention(L)) == pytest.approx(
+        sum(1 / (i + 1) for i in range(1, L)) / (L - 1))
+    with pytest.raises(ValueError, match="length"):
+        lm.uniform_attention(0)
     torch.testing.assert_close(lm.row_entropy(uniform), torch.log(torch.arange(1.0, L + 1)),
                                rtol=1e-5, atol=1e-5)
     random = torch.softmax(torch.randn(4, L, L) + lm.causal_mask(L), -1)
@@ -247,6 +253,13 @@ def test_chapter_size_switch(monkeypatch):
         assert {"sweep_steps", "sweep_every", "sweep_seeds", "sweep_last", "variant_steps",
                 "deep_steps"} <= set(size)
     assert lm.SIZES["paper"]["max_vocab"] is None and lm.SIZES["paper"]["steps"] >= 1500
+
+
+def test_default_device():
+    assert lm.default_device("ci") == lm.default_device("quick") == "cpu"
+    assert lm.default_device("paper") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="size"):
+        lm.default_device("huge")
 
 
 def tiny_corpus(n: int = 2000):
