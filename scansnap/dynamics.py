@@ -114,6 +114,7 @@ def train(
     device: str | torch.device | None = None,
     progress: bool | None = None,
     on_divergence: str = "raise",
+    observe: Callable[[int, list[torch.Tensor], tuple[torch.Tensor, ...]], None] | None = None,
 ) -> Run:
     """Finite-``T`` training on sampled sequences (Section 8; the authors' ``decoder_only.py``).
 
@@ -128,6 +129,10 @@ def train(
     ``record_every`` sets the snapshot cadence (``None``: only the first and final states).
     A run whose loss becomes non-finite is stopped and flagged; ``on_divergence="raise"`` then
     raises ``FloatingPointError``, ``"flag"`` only sets ``Run.diverged``.
+    ``observe(step, params, batch)``, if given, is called before every step's update with the
+    current parameters (``[R, ...]`` each: ``Y, Z`` or ``U, W_Q, W_K, W_V``; read them, do not
+    modify them) and the step's batch ``(counts, queries, targets)``, one per seed
+    (``[len(seeds), ...]``, in ``seeds`` order): to measure something along training.
     """
     if not isinstance(classes, SequenceClasses):
         raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
@@ -145,6 +150,8 @@ def train(
     betas = _check_betas(betas)
     eps = check_float("eps", eps, low=0.0, low_open=True)
     on_divergence = check_choice("on_divergence", on_divergence, ("raise", "flag"))
+    if observe is not None and not callable(observe):
+        raise TypeError(f"observe must be callable or None, got {type(observe).__name__}")
     if model == "full" and init == "zero":
         raise ValueError("init must be 'random' for model='full': at zero the full model's "
                          "gradients vanish (a saddle point)")
@@ -157,9 +164,18 @@ def train(
     params, groups = _init_params(model, init, M, d, configs, unique_seeds, dtype)
     to_yz = (lambda p: (p[0], p[1])) if model == "yz" else (lambda p: full_to_yz(*p))
 
-    def loss_of(step: int, Y: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
+    def draw() -> tuple[torch.Tensor, ...]:
         draws = [classes.sample_counts(batch_size, seq_len, g, dtype=dtype) for g in data_streams]
-        counts, queries, targets = (torch.stack(parts).to(Y.device) for parts in zip(*draws))
+        return tuple(torch.stack(parts) for parts in zip(*draws))
+
+    drawn: list[tuple[torch.Tensor, ...]] = []  # the step's batch, when watch() drew it first
+
+    def watch(step: int, params: list[torch.Tensor]) -> None:
+        drawn.append(draw())
+        observe(step, params, drawn[-1])  # type: ignore[misc]
+
+    def loss_of(step: int, Y: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
+        counts, queries, targets = (t.to(Y.device) for t in (drawn.pop() if drawn else draw()))
         # Seeds run fastest, so [R, ...] views as [lr combos, seeds, ...] and each seed's batch
         # broadcasts over its learning rates without being copied.
         by_seed = (-1, len(unique_seeds), M, M)
@@ -173,7 +189,7 @@ def train(
                     grid=grid)
     return _optimize(classes, configs, params, groups, to_yz, loss_of, steps, record_every,
                      optimizer, momentum, weight_decay, betas, eps, device, progress,
-                     on_divergence, settings)
+                     on_divergence, settings, observe=watch if observe is not None else None)
 
 
 def population(
@@ -304,8 +320,10 @@ def _optimize(
     progress: bool | None,
     on_divergence: str,
     settings: dict[str, Any],
+    observe: Callable[[int, list[torch.Tensor]], None] | None = None,
 ) -> Run:
-    """The shared loop: vectorized SGD (PyTorch semantics) or Adam over the run axis."""
+    """The shared loop: vectorized SGD (PyTorch semantics) or Adam over the run axis;
+    ``observe(step, params)`` is called before each step's update."""
     device = torch.device(device) if device is not None else torch.device("cpu")
     params = [p.to(device) for p in params]
     lrs = [lr.to(device) for lr in lrs]
@@ -328,6 +346,8 @@ def _optimize(
 
     snapshot(0)
     for step in trange(steps, disable=not show, desc=f"{settings['kind']} ({R} runs)", leave=False):
+        if observe is not None:
+            observe(step, params)
         leaves = [p.detach().requires_grad_(True) for p in params]
         loss = loss_of(step, *to_yz(leaves))
         grads = torch.autograd.grad(loss.sum(), leaves)

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from . import theory
 from ._validate import as_int_list, check_bool, check_float, check_int, check_tensor
 from .data import SequenceClasses, counts_of
-from .dynamics import Run
+from .dynamics import Run, train
 from .figures import FigureResult
 from .models import Transformer1L, full_to_yz, yz_logits
 from .plots import class_color, freeze_layout, new_figure, plot_attention
@@ -410,88 +410,43 @@ def train_full_with_rates(classes: SequenceClasses, eta_y: float, eta_z: float, 
                           seq_len: int = 128, momentum: float = 0.9, record_every: int = 2,
                           measure_every: int = 5,
                           dtype: torch.dtype = torch.float64) -> FullTraining:
-    """Train ``(U, W_Q, W_K, W_V)`` like :func:`scansnap.train` (``model="full"``, SGD with
-    momentum, same initialization and batches for the same seed) and, every ``measure_every``
-    steps, measure how a plain gradient step from the current weights moves ``(Y, Z)``
-    (:class:`OneStepRates`, on that step's batch).
+    """Train ``(U, W_Q, W_K, W_V)`` with :func:`scansnap.train` (``model="full"``,
+    ``init="random"``, SGD with momentum) and, every ``measure_every`` steps, measure how a plain
+    gradient step from the current weights moves ``(Y, Z)`` (:class:`OneStepRates`, on that
+    step's batch; through ``train``'s ``observe`` hook).
 
     Section 3.1 treats ``Y`` and ``Z`` as independent parameters with rates ``η_Y, η_Z``; in the
     original parameters the rates are those of a preconditioner that depends on the weights
     (``κ_Y ≈ (5/3) η_Y``, ``κ_Z ≈ 2 η_Z/(3d)`` at initialization, :func:`predicted_rates`) and
     therefore changes as they grow. Diverging runs raise ``FloatingPointError``.
     """
-    from .dynamics import _init_params  # the initialization train() uses, for the same start
-
     classes = _check_classes(classes)
     eta_y = check_float("eta_y", eta_y, low=0.0)
     eta_z = check_float("eta_z", eta_z, low=0.0)
-    d = check_int("d", d, low=1)
     steps = check_int("steps", steps, low=1)
     seeds = as_int_list("seeds", list(seeds), low=0)
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {seeds}")
-    batch_size = check_int("batch_size", batch_size, low=1)
-    seq_len = check_int("seq_len", seq_len, low=2)
-    momentum = check_float("momentum", momentum, low=0.0, high=1.0)
-    record_every = check_int("record_every", record_every, low=1)
     measure_every = check_int("measure_every", measure_every, low=1)
-    M = classes.M
-    record_at = sorted(set(range(0, steps + 1, record_every)) | {steps})
-    measure_at = list(range(0, steps, measure_every))
-    Ys = torch.empty(len(seeds), len(record_at), M, M, dtype=dtype)
-    Zs = torch.empty_like(Ys)
-    losses = torch.empty(len(seeds), steps, dtype=dtype)
+    measure_at = np.arange(0, steps, measure_every)
     fields = ("kappa_y", "kappa_z", "kappa_z_attention", "kappa_z_embedding", "cos_z")
     rates = {f: np.full((len(seeds), len(measure_at)), np.nan) for f in fields}
-    embedding_norms = np.zeros((len(seeds), len(measure_at), M))
+    embedding_norms = np.zeros((len(seeds), len(measure_at), classes.M))
     norms = np.zeros((len(seeds), len(measure_at), 3))
-    lrs = (eta_y, eta_z, eta_z, eta_y)
-    for r, seed in enumerate(seeds):
-        init, _ = _init_params("full", "random", M, d, [(eta_y, eta_z, seed)], [seed], dtype)
-        params = [p[0].clone() for p in init]
-        buffers = [torch.zeros_like(p) for p in params]
-        data = torch.Generator().manual_seed(seed)
 
-        def snapshot(slot: int) -> None:
-            with torch.no_grad():
-                Ys[r, slot], Zs[r, slot] = full_to_yz(*params)
+    def measure(step: int, params: list[torch.Tensor], batch: tuple[torch.Tensor, ...]) -> None:
+        if step % measure_every:
+            return
+        i = step // measure_every
+        for r in range(len(seeds)):  # one seed per run: train's batch r belongs to run r
+            one = _rates_at(classes, [p[r] for p in params], *(b[r] for b in batch), eta_y, eta_z)
+            for f in fields:
+                rates[f][r, i] = getattr(one, f)
+            embedding_norms[r, i] = params[0][r].norm(dim=1).numpy()
+            norms[r, i] = [float(p[r].norm()) for p in params[1:]]
 
-        snapshot(0)
-        for step in range(steps):
-            counts, queries, targets = classes.sample_counts(batch_size, seq_len, data,
-                                                             dtype=dtype)
-            if step in measure_at:
-                one = _rates_at(classes, params, counts, queries, targets, eta_y, eta_z)
-                for f in fields:
-                    rates[f][r, measure_at.index(step)] = getattr(one, f)
-                embedding_norms[r, measure_at.index(step)] = params[0].norm(dim=1).numpy()
-                norms[r, measure_at.index(step)] = [float(p.norm()) for p in params[1:]]
-            leaves = [p.detach().requires_grad_(True) for p in params]
-            loss = _batch_loss(*full_to_yz(*leaves), counts, queries, targets)
-            if not bool(torch.isfinite(loss)):
-                raise FloatingPointError(
-                    f"full-parameter training diverged at step {step} (seed {seed}, eta_y="
-                    f"{eta_y:g}, eta_z={eta_z:g}); lower the learning rates")
-            grads = torch.autograd.grad(loss, leaves)
-            losses[r, step] = loss.detach()
-            with torch.no_grad():
-                for p, g, buf, lr in zip(params, grads, buffers, lrs):
-                    if momentum:
-                        if step == 0:
-                            buf.copy_(g)
-                        else:
-                            buf.mul_(momentum).add_(g)
-                        g = buf
-                    p.add_(g, alpha=-lr)
-            if step + 1 in record_at:
-                snapshot(record_at.index(step + 1))
-    run = Run(classes=classes, configs=[(eta_y, eta_z, s) for s in seeds],
-              steps=torch.tensor(record_at), Y=Ys, Z=Zs, loss=losses,
-              diverged=torch.zeros(len(seeds), dtype=torch.bool),
-              settings=dict(kind="train", optimizer="sgd", momentum=momentum, init="random",
-                            model="full", d=d, batch_size=batch_size, seq_len=seq_len,
-                            normalize=True, residual=False, grid=([eta_y], [eta_z], seeds)))
-    return FullTraining(run, np.asarray(measure_at), *(rates[f] for f in fields),
+    run = train(classes, eta_y, eta_z, steps, batch_size, seq_len, "sgd", momentum, "random",
+                seeds, record_every, model="full", d=d, dtype=dtype, progress=False,
+                observe=measure)
+    return FullTraining(run, measure_at, *(rates[f] for f in fields),
                         embedding_norms=embedding_norms, weight_norms=norms,
                         predicted=predicted_rates(d, eta_y, eta_z))
 

@@ -113,6 +113,31 @@ def test_momentum_matches_torch_sgd(syn_small):
     torch.testing.assert_close(run.Y[0, -1], model.Y.detach(), rtol=1e-10, atol=1e-12)
 
 
+def test_observe_sees_each_step_before_its_update(syn_small):
+    """train's observe hook gets the parameters before each update and the step's batch; the
+    trajectory is the same with or without it."""
+    kwargs = dict(eta_y=[0.5, 1.0], steps=3, batch_size=4, seq_len=8, init="random",
+                  seeds=[3, 4], record_every=1)
+    seen = []
+
+    def observe(step, params, batch):
+        seen.append((step, [p.clone() for p in params], batch))
+
+    run = train(syn_small, observe=observe, **kwargs)
+    assert [s for s, _, _ in seen] == [0, 1, 2]
+    for step, (Y, Z), (counts, queries, targets) in seen:
+        assert torch.equal(Y, run.Y[:, step]) and torch.equal(Z, run.Z[:, step])
+        assert counts.shape == (2, 4, syn_small.M) and queries.shape == targets.shape == (2, 4)
+    data = torch.Generator().manual_seed(4)  # seed 4's stream: its batches, in order
+    for step in range(3):
+        counts, _, targets = syn_small.sample_counts(4, 8, data)
+        assert torch.equal(seen[step][2][0][1], counts) and torch.equal(seen[step][2][2][1], targets)
+    plain = train(syn_small, **kwargs)
+    assert torch.equal(run.Z, plain.Z) and torch.equal(run.loss, plain.loss)
+    with pytest.raises(TypeError, match="observe"):
+        train(syn_small, observe="print", **kwargs)
+
+
 def test_full_model_training_moves_attention(syn_small):
     """The original parameterization is cubic in its weights: at rate 1 with momentum it
     diverges (see the next test), at 0.3 it trains and suppresses the common tokens."""
