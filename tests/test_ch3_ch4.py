@@ -407,6 +407,14 @@ def test_training_explorer_updates_in_place():
         tk.TrainingExplorer(steps=0)
 
 
+def test_population_explorer_updates_in_place():
+    explorer = tk.PopulationExplorer(steps=5)
+    explorer.update(eta_y=1.0, eta_z=1.0)
+    heights = np.array([b.get_height() for b in explorer.bars])
+    assert heights.sum() == pytest.approx(1.0, abs=1e-9) and "population" in explorer.ax.get_title()
+    assert explorer.ax.get_ylim() == (0, 0.5) and plt.get_fignums() == []
+
+
 # --- Figs 4, 5, 8 from the command line ---------------------------------------------------
 @pytest.mark.parametrize("number", [4, 5, 8])
 def test_cli_writes_png_and_json(number, tmp_path, capsys):

@@ -43,14 +43,16 @@ def syn_small() -> SequenceClasses:
 
 def fig4_run(eta_y: float | Sequence[float] = (1.0, 10.0), eta_z: float = 1.0,
              optimizer: str = "sgd", steps: int = 100, batch_size: int = 128,
-             seq_len: int = 128, seed: int = FIG4_SEED, record_every: int = 2,
-             progress: bool | None = None) -> Run:
+             seq_len: int = 128, seed: int = FIG4_SEED, record_every: int | None = 2,
+             progress: bool | None = None, on_divergence: str = "raise") -> Run:
     """The authors' Syn-Small command (PAPER.md B.1), batched over ``eta_y``: zero init,
-    momentum 0.9 (SGD) or PyTorch-default Adam, float32. Returns the :class:`Run`."""
+    momentum 0.9 (SGD) or PyTorch-default Adam, float32. Returns the :class:`Run`
+    (``record_every`` and ``on_divergence`` as in :func:`scansnap.train`)."""
     optimizer = check_choice("optimizer", optimizer, ("sgd", "adam"))
     return train(syn_small(), eta_y=eta_y, eta_z=eta_z, steps=steps, batch_size=batch_size,
                  seq_len=seq_len, optimizer=optimizer, momentum=0.9, init="zero", seeds=[seed],
-                 record_every=record_every, dtype=torch.float32, progress=progress)
+                 record_every=record_every, dtype=torch.float32, progress=progress,
+                 on_divergence=on_divergence)
 
 
 def attention_rows(run: Run, index: int, iterations: Sequence[int], n: int = 0,
@@ -251,6 +253,25 @@ def attention_scrubber_frames(run: Run, index: int = 0,
     return frames, [str(int(t)) for t in steps]
 
 
+def _c1_bar_figure(classes: SequenceClasses, figsize: tuple[float, float],
+                   p_label: str) -> tuple[Figure, Axes, Any]:
+    """The live controls' figure (closed, shown by :func:`scansnap.widgets.live`): ``c_1`` over
+    tokens 0–19 as bars of height 0 (grey common, blue distinct) against ``P(l|1)`` (black,
+    labelled ``p_label``) and TF-IDF (orange, dashed). Returns ``(figure, axes, bars)``."""
+    figure, ax = plt.subplots(figsize=figsize, layout="constrained")
+    x = np.arange(20)
+    bars = ax.bar(x, np.zeros(20), color=["0.6"] * 10 + ["tab:blue"] * 10)
+    ax.step(x, classes.probs()[0, :20].numpy(), where="mid", color="k", lw=1, label=p_label)
+    ax.step(x, decompose.tfidf(classes)[0, :20].numpy(), where="mid", color="tab:orange", lw=1,
+            ls="--", label="TF-IDF")
+    ax.set_xticks([0, 5, 10, 15, 19])
+    ax.set_xlabel("token id (grey: common · blue: distinct of class 1)")
+    ax.set_ylabel(r"$c_{l|1}$")
+    ax.legend(fontsize=8, loc="upper left")
+    plt.close(figure)
+    return figure, ax, bars
+
+
 class PopulationExplorer:
     """Syn-Small population dynamics (T → ∞, plain gradient steps) for chosen learning rates,
     drawn as ``c_1`` (bars) against ``P(l|1)`` and TF-IDF (see also :class:`TrainingExplorer`).
@@ -262,20 +283,9 @@ class PopulationExplorer:
     def __init__(self, steps: int = 60) -> None:
         self.steps = check_int("steps", steps, low=1, high=2000)
         self.classes = syn_small()
-        self.figure, self.ax = plt.subplots(figsize=(6.4, 2.8), layout="constrained")
-        x = np.arange(20)
-        self.bars = self.ax.bar(x, np.zeros(20),
-                                color=["0.6"] * 10 + ["tab:blue"] * 10)
-        self.ax.step(x, self.classes.probs()[0, :20].numpy(), where="mid", color="k", lw=1,
-                     label=r"$P(l\,|\,1)$")
-        self.ax.step(x, decompose.tfidf(self.classes)[0, :20].numpy(), where="mid",
-                     color="tab:orange", lw=1, ls="--", label="TF-IDF")
+        self.figure, self.ax, self.bars = _c1_bar_figure(self.classes, (6.4, 2.8),
+                                                         r"$P(l\,|\,1)$")
         self.ax.set_ylim(0, 0.5)
-        self.ax.set_xticks([0, 5, 10, 15, 19])
-        self.ax.set_xlabel("token id (grey: common · blue: distinct of class 1)")
-        self.ax.set_ylabel(r"$c_{l|1}$")
-        self.ax.legend(fontsize=8, loc="upper left")
-        plt.close(self.figure)
 
     def update(self, eta_y: float = 1.0, eta_z: float = 1.0, steps: int | None = None) -> None:
         """Re-run population dynamics and redraw the bars (controls pass keyword values)."""
@@ -305,28 +315,17 @@ class TrainingExplorer:
         self.steps = check_int("steps", steps, low=1, high=1000)
         self.batch_size = check_int("batch_size", batch_size, low=1, high=4096)
         self.classes = syn_small()
-        self.figure, self.ax = plt.subplots(figsize=(6.6, 2.9), layout="constrained")
-        x = np.arange(20)
-        self.bars = self.ax.bar(x, np.zeros(20), color=["0.6"] * 10 + ["tab:blue"] * 10)
-        self.ax.step(x, self.classes.probs()[0, :20].numpy(), where="mid", color="k", lw=1,
-                     label=r"$P(l\,|\,1)$ (iteration 0)")
-        self.ax.step(x, decompose.tfidf(self.classes)[0, :20].numpy(), where="mid",
-                     color="tab:orange", lw=1, ls="--", label="TF-IDF")
-        self.ax.set_xticks([0, 5, 10, 15, 19])
-        self.ax.set_xlabel("token id (grey: common · blue: distinct of class 1)")
-        self.ax.set_ylabel(r"$c_{l|1}$")
-        self.ax.legend(fontsize=8, loc="upper left")
-        plt.close(self.figure)
+        self.figure, self.ax, self.bars = _c1_bar_figure(self.classes, (6.6, 2.9),
+                                                         r"$P(l\,|\,1)$ (iteration 0)")
 
     def update(self, eta_y: float = 1.0, eta_z: float = 1.0, optimizer: str = "sgd") -> None:
         """Train and redraw (controls pass keyword values)."""
         eta_y = as_float_list("eta_y", eta_y, low=0.0)[0]
         eta_z = as_float_list("eta_z", eta_z, low=0.0)[0]
         optimizer = check_choice("optimizer", optimizer, ("sgd", "adam"))
-        run = train(self.classes, eta_y=eta_y, eta_z=eta_z, steps=self.steps,
-                    batch_size=self.batch_size, seq_len=128, optimizer=optimizer, momentum=0.9,
-                    init="zero", seeds=[FIG4_SEED], record_every=None, dtype=torch.float32,
-                    on_divergence="flag", progress=False)
+        run = fig4_run(eta_y=eta_y, eta_z=eta_z, optimizer=optimizer, steps=self.steps,
+                       batch_size=self.batch_size, record_every=None, progress=False,
+                       on_divergence="flag")
         label = rf"{optimizer.upper()}, $\eta_Y={eta_y:g}$, $\eta_Z={eta_z:g}$"
         Z = run.Z[0, -1]
         if bool(run.diverged[0]) or not bool(torch.isfinite(Z).all()):
