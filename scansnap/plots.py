@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import matplotlib.colors as mcolors
 import numpy as np
@@ -23,9 +22,8 @@ from matplotlib.patches import Patch, Rectangle
 
 from ._validate import check_int, check_tensor
 from .data import SequenceClasses
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .dynamics import Run
+from .dynamics import Run
+from .metrics import common_mass
 
 __all__ = ["TOKEN_KINDS", "KIND_COLORS", "token_kinds", "class_color", "plot_class_probs",
            "plot_sequences", "plot_attention", "plot_run_summary", "class_rgb", "sequence_rgb",
@@ -294,9 +292,6 @@ def plot_run_summary(run: Run, runs: Sequence[int] | None = None,
     (right; ``metrics.common_mass`` at every snapshot, Theorem 2's prediction: it falls) for
     the runs ``runs`` of a :class:`~scansnap.dynamics.Run` (default: all; diverged runs are drawn
     up to the step where they diverged)."""
-    from .dynamics import Run  # local import: dynamics imports nothing from here
-    from .metrics import common_mass
-
     if not isinstance(run, Run):
         raise TypeError(f"run must be a scansnap Run, got {type(run).__name__}")
     R = run.loss.shape[0]

@@ -27,6 +27,7 @@ from ._validate import as_int_list, check_bool, check_float, check_int, check_te
 from .data import SequenceClasses, counts_of
 from .dynamics import Run, train
 from .figures import FigureResult
+from .metrics import common_mass
 from .models import Transformer1L, full_to_yz, yz_logits
 from .plots import class_color, freeze_layout, new_figure, plot_attention
 
@@ -463,8 +464,6 @@ def plot_full_vs_yz(full: FullTraining, yz: Run, n: int = 0) -> Figure:
         raise TypeError(f"yz must be a scansnap Run, got {type(yz).__name__}")
     classes = full.run.classes
     n = check_int("n", n, low=0, high=classes.K - 1)
-    from .metrics import common_mass
-
     pred_y, pred_z = full.predicted
     fig = new_figure(11.0, 3.6)
     ax, bx = fig.subplots(1, 2)

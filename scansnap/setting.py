@@ -21,7 +21,7 @@ from . import theory
 from ._validate import as_int_list, check_float, check_int, check_tensor
 from .data import SequenceClasses
 from .figures import FigureResult
-from .plots import class_color, freeze_layout, new_figure
+from .plots import class_color, class_rgb, freeze_layout, new_figure, sequence_rgb
 
 __all__ = ["attention_from_counts", "lemma18_bound", "lemma2_convergence", "ClassExplorer"]
 
@@ -203,8 +203,6 @@ class ClassExplorer:
         freeze_layout(self.figure)  # redraws only change images and labels: keep the layout
 
     def update(self, **kwargs: Any) -> SequenceClasses:
-        from .plots import class_rgb, sequence_rgb
-
         classes = SequenceClasses(**kwargs)
         rgb = class_rgb(classes)
         self.image_p.set_data(rgb)
