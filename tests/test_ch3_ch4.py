@@ -202,6 +202,10 @@ def test_gamma_stages_are_the_leading_terms():
         yd.gamma_stages(np.array([1.0]), M, K, 0.0)
     with pytest.raises(ValueError, match="t must be"):
         yd.gamma_stages(np.array([-1.0]), M, K, 1.0)
+    plt.close("all")
+    with pytest.raises(ValueError, match="stages_eta"):  # checked before any figure is made
+        yd.gamma_figure(M, K, [1.0], 60, stages_eta=0.0)
+    assert plt.get_fignums() == []
     # the peak lies before t0' (errata: not inside [t0', t0])
     for M_, K_ in ((66, 3), (1000, 10), (50, 1)):
         ratio = float(theory.gamma_peak(M_, K_, 1.0) / theory.t0_prime(M_, K_, 1.0))

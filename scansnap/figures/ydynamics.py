@@ -17,7 +17,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .. import decompose, theory
-from .._validate import as_float_list, check_int
+from .._validate import as_float_list, check_float, check_int
 from ..data import SequenceClasses
 from ..dynamics import Run
 from ..widgets import figure_to_png
@@ -90,9 +90,7 @@ def gamma_stages(t: Any, M: int, K: int, eta_y: float) -> tuple[np.ndarray, np.n
     ``e^{Mh} ≈ M η_Y t/K`` in Lemma 6. Returns ``(early, late)``; ``late`` is NaN where
     ``M η_Y t / K <= 1`` (the logarithm is not positive there)."""
     M, K = check_int("M", M, low=2), check_int("K", K, low=1)
-    eta = as_float_list("eta_y", eta_y, low=0.0)[0]
-    if eta <= 0:
-        raise ValueError("eta_y must be > 0")
+    eta = check_float("eta_y", eta_y, low=0.0, low_open=True)
     t = np.asarray(t, dtype=np.float64)
     if t.ndim != 1 or not np.all(np.isfinite(t)) or np.any(t < 0):
         raise ValueError("t must be a 1-D array of finite times >= 0")
@@ -113,6 +111,8 @@ def gamma_figure(M: int, K: int, etas: Sequence[float], horizon: float,
     panel shows ``γ`` for that ``η_Y`` against Lemma 9's two regimes (:func:`gamma_stages`)."""
     M, K = check_int("M", M, low=2), check_int("K", K, low=1)
     etas = as_float_list("etas", etas, low=0.0)
+    if stages_eta is not None:
+        stages_eta = check_float("stages_eta", stages_eta, low=0.0, low_open=True)
     if stages_eta is None:
         fig, ax = plt.subplots(figsize=(6.8, 3.6), layout="constrained")
     else:
@@ -134,7 +134,7 @@ def gamma_figure(M: int, K: int, etas: Sequence[float], horizon: float,
                                                    if measured else ""), fontsize=9)
     ax.legend(fontsize=8)
     if stages_eta is not None:
-        eta = as_float_list("stages_eta", stages_eta, low=0.0)[0]
+        eta = stages_eta
         t0p, t0 = float(theory.t0_prime(M, K, eta)), float(theory.t0(M, K, eta))
         tl = np.geomspace(t0p / 200, t0p * 200, 400)
         early, late = gamma_stages(tl, M, K, eta)
