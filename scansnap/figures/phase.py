@@ -498,8 +498,8 @@ def training_frames(run: Run, eta_z: float, seed: int, every: int = 4,
     every = check_int("every", every, low=1)
     classes = run.classes
     klass = check_int("klass", klass, low=0, high=classes.K - 1)
-    idx = [i for i, c in enumerate(run.configs)
-           if math.isclose(c[1], check_float("eta_z", eta_z)) and c[2] == seed]
+    eta_z, seed = check_float("eta_z", eta_z), check_int("seed", seed)
+    idx = [i for i, c in enumerate(run.configs) if math.isclose(c[1], eta_z) and c[2] == seed]
     if not idx:
         raise ValueError(f"(eta_z, seed) = ({eta_z}, {seed}) is not in the run")
     Z = run.Z[idx[0]]  # [S, M, M]
