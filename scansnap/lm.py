@@ -43,10 +43,10 @@ __all__ = [
 # Named run sizes (chapter 6 picks one with :func:`chapter_size`).
 #   "ci": the size the book is built at on a 2-core CPU: a 2k vocabulary cap (PAPER.md B.8a: the
 #         vocabulary-sized decoder dominates the cost, and a 2k cap still shows the effect) and
-#         the paper's 1500 iterations for Fig 7's 1-layer model, 1000 for the 3-layer model
-#         (twice the cost per step); a short Fig 10 sweep (300 steps, one seed: it already
-#         orders lr 1..5) and a short run of the notebook's FFN-lr-10 variant. About 3.5 minutes
-#         of one CPU core in all (chapter 6).
+#         the paper's 1500 iterations for Fig 7's 1-layer and 3-layer models (a 3-layer step
+#         costs about twice a 1-layer one); a short Fig 10 sweep (300 steps, one seed: it already
+#         orders lr 1..5) and a short run of the notebook's FFN-lr-10 variant. About 4.5 minutes
+#         of one (shared) CPU core in all (chapter 6).
 #   "paper": the authors' setting: full vocabulary, 2000 steps (checkpoints 0..1900 as in their
 #         notebook, plus 2000), the Fig 10 sweep over 5 seeds at the same length; uses the GPU
 #         when there is one (on a CPU it takes hours).
@@ -350,9 +350,9 @@ class LMRun:
     batches since the previous checkpoint (at step 0: the first batch, before any update).
     ``probe_loss``: loss on the fixed probe batch (eval mode). ``entropy``: layer-0 attention
     entropy on the probe batch; ``entropy_layers`` [S, layers] the same for every layer.
-    ``maps`` [S, layers, L, L]: attention of the probe chunk's column 0 (Fig 7's 35×35 maps);
-    ``probe_maps`` [S, layers, B, L, L]: the same for every column of the probe batch, whose
-    token ids are ``probe_ids`` [L, B].
+    ``probe_maps`` [S, layers, B, L, L]: attention of every column of the probe batch, whose
+    token ids are ``probe_ids`` [L, B]; ``maps`` [S, layers, L, L] (a view of it): column 0
+    alone, Fig 7's 35×35 maps.
     """
 
     steps: torch.Tensor
@@ -360,7 +360,6 @@ class LMRun:
     probe_loss: torch.Tensor
     entropy: torch.Tensor
     entropy_layers: torch.Tensor
-    maps: torch.Tensor
     probe_maps: torch.Tensor
     train_loss: torch.Tensor  # [steps] every step's training loss
     probe_tokens: list[str]  # the probe chunk's column 0, for axis labels
@@ -370,6 +369,11 @@ class LMRun:
     config: dict[str, Any]
     note: str
     seconds: float
+
+    @property
+    def maps(self) -> torch.Tensor:
+        """``[S, layers, L, L]``: the attention of the probe chunk's column 0 (Fig 7's maps)."""
+        return self.probe_maps[:, :, 0]
 
     def map_at(self, step: int, layer: int = 0) -> torch.Tensor:
         """The recorded ``[L, L]`` map of ``layer`` at the checkpoint nearest to ``step``."""
@@ -546,7 +550,6 @@ def train_lm(
         probe_loss=torch.tensor([r[2] for r in records]),
         entropy=torch.stack([r[3][0] for r in records]),
         entropy_layers=torch.stack([r[3] for r in records]),
-        maps=torch.stack([r[4][:, 0] for r in records]),
         probe_maps=torch.stack([r[4] for r in records]),
         train_loss=train_loss.cpu(),
         probe_tokens=probe_tokens,

@@ -104,6 +104,8 @@ def test_tiny_training_run_learns_and_records():
     torch.testing.assert_close(run.entropy, run.entropy_layers[:, 0])
     assert 0 < run.entropy[0] < math.log(12)
     assert run.maps.shape == (4, 1, 12, 12)
+    assert run.probe_maps.shape == (4, 1, 8, 12, 12) and run.probe_ids.shape == (12, 8)
+    torch.testing.assert_close(run.maps, run.probe_maps[:, :, 0], rtol=0, atol=0)
     assert run.map_at(41).shape == (12, 12)
     assert run.config["probe_index"] <= ids.numel() // 8 - 13
     # same seed → same run; another seed → another run

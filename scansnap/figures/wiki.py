@@ -22,7 +22,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .. import lm
-from .._validate import check_bool, check_choice, check_int
+from .._validate import as_int_list, check_bool, check_choice, check_int
 from ..plots import new_figure
 from ..widgets import LayeredScrubber, Live, figure_to_png, layered_scrubber, live
 from ..wikitext import Corpus, Vocab, load_corpus
@@ -83,8 +83,8 @@ def draw_fig7(runs: Mapping[str, lm.LMRun], iterations: Sequence[int] | None = N
     An iteration beyond a run's last checkpoint shows as an empty, labelled panel."""
     runs = _check_runs(runs)
     first = next(iter(runs.values()))
-    iterations = shown_iterations(first) if iterations is None else [
-        check_int("iterations", int(i), low=0) for i in iterations]
+    iterations = (shown_iterations(first) if iterations is None
+                  else as_int_list("iterations", iterations, low=0))
     cols = len(iterations)
     fig = new_figure(3.0 * cols + 3.6, 3.0 * len(runs))
     grid = fig.add_gridspec(len(runs), cols + 1, width_ratios=[1] * cols + [1.3])
