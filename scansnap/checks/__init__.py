@@ -39,11 +39,15 @@ def compare(
     *,
     rtol: float = 1e-6,
     atol: float = 1e-9,
+    slips: Sequence[tuple[Callable[..., Any], str]] = (),
 ) -> str:
     """Call ``student`` and ``reference`` on every case and compare the outputs.
 
     Outputs may be numbers, numpy arrays, torch tensors or tuples of them. The first
-    difference raises :class:`CheckFailed` with an actionable message.
+    difference raises :class:`CheckFailed` with an actionable message. ``slips`` names known
+    mistakes: ``(wrong, explanation)`` pairs, where ``wrong`` takes the reference's arguments and
+    computes the mistaken answer; when a case differs from the reference but matches ``wrong``,
+    the message is ``explanation`` instead of the generic difference.
     """
     if not callable(student):
         raise CheckFailed(f"{name}: expected a function, got {type(student).__name__}")
@@ -57,7 +61,18 @@ def compare(
                 f"{name} raised {type(error).__name__}: {error} — on case '{case.label}'"
             ) from error
         expected = reference(*case.args, **case.kwargs)
-        _compare_values(name, case.label, got, expected, rtol, atol)
+        try:
+            _compare_values(name, case.label, got, expected, rtol, atol)
+        except CheckFailed as mismatch:
+            for wrong, explanation in slips:
+                try:
+                    _compare_values(name, case.label, got, wrong(*case.args, **case.kwargs),
+                                    rtol, atol)
+                except CheckFailed:
+                    continue
+                raise CheckFailed(f"{name}, case '{case.label}': your answer differs from the "
+                                  f"reference and matches a known mistake: {explanation}") from None
+            raise
     message = f"✓ {name}: all {len(cases)} cases match the reference (rtol={rtol:g}, atol={atol:g})"
     print(message)
     return message
