@@ -78,7 +78,11 @@ def entropy(weights: torch.Tensor, dim: int = -1) -> torch.Tensor:
     weights = check_tensor("weights", weights)
     if bool((weights < 0).any()):
         raise ValueError("weights must be nonnegative")
-    p = weights / weights.sum(dim, keepdim=True)
+    total = weights.sum(dim, keepdim=True)
+    if bool((total == 0).any()):
+        raise ValueError(f"weights must have a positive sum along dim {dim} (an all-zero slice "
+                         "has no distribution)")
+    p = weights / total
     return -(p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum(dim)
 
 

@@ -48,3 +48,30 @@ def test_metric_bad_inputs():
         metrics.recall_vs_threshold(c, torch.zeros(34, 34), [-0.1])
     with pytest.raises(ValueError, match="nonnegative"):
         metrics.entropy(torch.tensor([0.5, -0.1]))
+
+
+def test_entropy_renormalizes_its_weights():
+    """Unnormalized weights give the entropy of the normalized distribution, along ``dim``."""
+    w = torch.tensor([[1.0, 1.0, 2.0], [3.0, 0.0, 0.0]], dtype=torch.float64)
+    expected = -(0.25 * math.log(0.25) * 2 + 0.5 * math.log(0.5))
+    H = metrics.entropy(w)
+    assert H[0].item() == pytest.approx(expected, abs=1e-12)
+    assert H[1].item() == pytest.approx(0.0, abs=1e-12)
+    H0 = metrics.entropy(w[:, :1], dim=0)  # the column (1, 3): p = (1/4, 3/4)
+    assert H0.item() == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)))
+
+
+def test_entropy_and_metrics_reject_degenerate_inputs():
+    with pytest.raises(ValueError, match="positive sum"):
+        metrics.entropy(torch.zeros(2, 3))
+    c = SequenceClasses()
+    with pytest.raises(TypeError, match="real tensor"):
+        metrics.distinct_entropy(c, torch.zeros(c.M, c.M, dtype=torch.complex128))
+
+
+def test_recall_counts_a_weight_equal_to_the_threshold():
+    """A distinct token whose attention equals the threshold passes it (``>=``)."""
+    c = SequenceClasses(num_queries=1, next_per_query=1)
+    Z = torch.zeros(c.M, c.M, dtype=torch.float64)  # softmax of a zero row: every weight 1/M
+    at = metrics.recall_vs_threshold(c, Z, [1 / c.M, 1 / c.M + 1e-12])
+    assert at.tolist() == [1.0, 0.0]
