@@ -23,6 +23,7 @@ from .. import metrics, sweeps, theory
 from .._validate import as_float_list, as_int_list, check_bool, check_float, check_int
 from ..data import SequenceClasses
 from ..dynamics import Run, train
+from ..mechanism import init_overlap_C0
 from . import FigureResult, register
 
 #: Fig 3's C_0: ρ_0 = 0.5, K = 10 (PAPER.md B.6 [R]; reproduces the figure's ~600 scale).
@@ -336,23 +337,6 @@ def scan_snap_summary(run: Run) -> dict[str, np.ndarray]:
                 ratio=float(run.settings["grid"][0][0]), entropy=H.mean(1).numpy(),
                 entropy_sem=(H.std(1) / math.sqrt(H.shape[1])).numpy(), dominant=dom.mean(1).numpy(),
                 common=com.mean(1).numpy())
-
-
-def init_overlap_C0(classes: SequenceClasses) -> tuple[float, float]:
-    """``(ρ_0, C_0 = ρ_0^4/K)`` matched at zero init: App. F approximates
-    ``f_nᵀf_{n'} ≈ e^{2 z_{ml}}/ρ_0^2``, so at ``Z = 0`` we set ``ρ_0^{-2}`` to the mean overlap
-    ``f_nᵀf_{n'}`` of classes sharing a query (0.72 for the Fig 6 data: ρ_0 ≈ 1.18). The paper
-    gives no value (PAPER.md A.8); this is the book's choice, stated where it is used."""
-    if not isinstance(classes, SequenceClasses):
-        raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
-    f = theory.normalized_attention(classes.probs())
-    same = classes.class_query[:, None] == classes.class_query[None, :]
-    pairs = same & ~torch.eye(classes.K, dtype=torch.bool)
-    if not bool(pairs.any()):
-        raise ValueError("classes must have next_per_query >= 2 (no two classes share a query)")
-    overlap = float((f @ f.T)[pairs].mean())
-    rho0 = 1 / math.sqrt(overlap)
-    return rho0, rho0**4 / classes.K
 
 
 def scan_snap_figure(run: Run, C0: float | None = None, momentum: float = 0.0) -> FigureResult:
