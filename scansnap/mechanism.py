@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-from . import theory
-from ._validate import as_float64_array, check_choice, check_float
+from . import decompose, theory
+from ._validate import as_float64_array, check_choice, check_float, check_int
 from .data import SequenceClasses
 
 DECODERS = ("real", "modified")
@@ -72,23 +72,19 @@ def _attention(classes: SequenceClasses, Z: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def coefficients(classes: SequenceClasses, Y: np.ndarray, Z: np.ndarray) -> dict[str, np.ndarray]:
-    """Theorem 1's decomposition, measured: ``g_n`` projected on ``span(F)`` by least squares.
+    """Theorem 1's decomposition, measured (:func:`scansnap.decompose.backprop_gradient` and
+    :func:`~scansnap.decompose.coordinates`: ``g_n`` projected on ``span(F)``).
 
-    Returns ``f [K, M]``, ``g [K, M]``, ``gamma_iota [K]``, ``gamma_beta [K, K]`` (zero
-    diagonal), ``xi [K]`` (``Σ_{n'≠n} γβ_{nn'} f_nᵀf_{n'}``) and ``residual [K]``
-    (``‖r_n‖ / ‖g_n‖``: how far ``g_n`` is from ``span(F)``)."""
+    Returns ``f [K, M]``, ``gamma_iota [K]``, ``gamma_beta [K, K]`` (zero diagonal), ``xi [K]``
+    (``Σ_{n'≠n} γβ_{nn'} f_nᵀf_{n'}``) and ``residual [K]`` (``‖r_n‖ / ‖g_n‖``)."""
     _, f = _attention(classes, Z)
-    alpha = _softmax(f @ Y)
-    err = np.eye(classes.M)[classes.next_tokens.numpy()] - alpha  # e_n − α_n
-    g = err @ Y.T  # row n: Y (e_n − α_n)
-    G = f @ f.T
-    a = np.linalg.solve(G, f @ g.T).T  # a[n, n']: coefficient of f_n' in g_n
+    ft = torch.from_numpy(f)
+    a, residual = decompose.coordinates(
+        decompose.backprop_gradient(torch.from_numpy(Y), ft, classes.next_tokens), ft)
+    a = a.numpy()
     gamma_beta = -a * (1 - np.eye(classes.K))
-    resid = g - a @ f
-    xi = (gamma_beta * G).sum(-1)
-    norm = np.maximum(np.linalg.norm(g, axis=-1), 1e-300)
-    return dict(f=f, g=g, gamma_iota=np.diag(a).copy(), gamma_beta=gamma_beta, xi=xi,
-                residual=np.linalg.norm(resid, axis=-1) / norm)
+    return dict(f=f, gamma_iota=np.diag(a).copy(), gamma_beta=gamma_beta,
+                xi=(gamma_beta * (f @ f.T)).sum(-1), residual=residual.numpy())
 
 
 def rates(classes: SequenceClasses, Y: np.ndarray, Z: np.ndarray, eta_y: float, eta_z: float,
@@ -203,6 +199,15 @@ def init_overlap_C0(classes: SequenceClasses) -> tuple[float, float]:
     overlap = float((f @ f.T)[pairs].mean())
     rho0 = 1 / math.sqrt(overlap)
     return rho0, rho0**4 / classes.K
+
+
+def theorem4_classes(K: int, num_common: int = 1, common_weight: float = 0.25) -> SequenceClasses:
+    """Theorem 4's setting: one query shared by ``K`` classes, ``num_common`` common tokens of
+    weight ``common_weight`` and 10 distinct tokens per class (weights ``linspace(0.1, 1, 10)``).
+    With the defaults Assumption 2 holds at ``Z = 0`` for ``K <= 8`` (:func:`assumption2`);
+    ``common_weight = 3`` violates it."""
+    return SequenceClasses(num_queries=1, next_per_query=check_int("K", K, low=2),
+                           num_common=num_common, common_weight=common_weight)
 
 
 def assumption2(classes: SequenceClasses) -> dict[str, float | bool]:

@@ -9,9 +9,7 @@ from scansnap import SequenceClasses, mechanism, population, theory
 T_OVER_T0 = [0.1, 1.0, 10.0, 100.0, 1000.0]
 
 
-def theorem4_classes(K: int, num_common: int = 1, common_weight: float = 0.25) -> SequenceClasses:
-    return SequenceClasses(num_queries=1, next_per_query=K, num_common=num_common,
-                           common_weight=common_weight)
+theorem4_classes = mechanism.theorem4_classes
 
 
 def test_rates_are_gradient_flow_of_population():

@@ -373,3 +373,22 @@ def theorem3_figure(measurements: Sequence[decompose.Theorem3Measurement],
             bottom.set_ylabel(r"growth factor $\chi_{l_0}$")
         bottom.legend(fontsize=7, loc="upper left")
     return fig
+
+
+def lemma4_figure(agreements: dict[str, dict[str, np.ndarray]], tolerance: float) -> Figure:
+    """Lemma 4 against the measured change of ``Z``: the relative error
+    ``‖Ż_Lemma4 − ΔZ‖ / ‖ΔZ‖`` per step (log y) for each labelled
+    :func:`scansnap.mechanism.lemma4_agreement` result, with the ``tolerance`` dashed."""
+    if not agreements:
+        raise ValueError("agreements must not be empty")
+    fig, ax = plt.subplots(figsize=(7.5, 3.8), layout="constrained")
+    styles = ["-", "--", ":"]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, a) in enumerate(agreements.items()):
+        ax.semilogy(a["steps"][1:], a["error"][1:], styles[i % 3], lw=1.6,
+                    color=colors[(i // 3) % len(colors)], label=label)
+    ax.axhline(tolerance, color="k", lw=0.8, ls="--")
+    ax.set(xlabel="population step (= time unit)", ylabel="relative error of Eqn 10",
+           title="Lemma 4's $\\dot Z$ against the measured change of $Z$")
+    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    return fig
