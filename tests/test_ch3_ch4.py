@@ -470,3 +470,15 @@ def test_lemma4_figure():
     plt.close(fig)
     with pytest.raises(ValueError, match="agreements"):
         tk.lemma4_figure({}, tolerance=0.02)
+
+
+def test_four_stages_are_measured_and_ordered():
+    run = tk.fig4_run(eta_y=1.0, eta_z=1.0, record_every=1)
+    result = tk.four_stages(run)
+    plt.close(result.figure)
+    s = result.data["stages"]
+    assert s[0] == 0 and s[0] < s[1] < s[2] < s[3] <= 100
+    mass = np.array(result.data["common_mass"])
+    assert mass[s[1]] <= mass[0] - 0.5 * (mass[0] - mass[-1]) < mass[s[1] - 1]
+    with pytest.raises(TypeError, match="run"):
+        tk.four_stages("run")
