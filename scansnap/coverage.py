@@ -43,8 +43,9 @@ RESULTS: tuple[Result, ...] = (
            "ch2-lemma1", ("tests/test_theory.py::test_lemma1_matches_autograd",),
            "holds", "equals autograd to float64 rounding"),
     Result("Lemmas 3, 5–7 (decoder dynamics, h)", "§4, App. D", "book/ch3_y_dynamics",
-           "ch3-lemma-exact", ("tests/test_theory.py::test_lemma5_gradient_steps_exact",
-                               "tests/test_ch3_ch4.py::test_modified_dynamics_decouple_exactly_into_lemma5"),
+           "ch3-lemma-exact",
+           ("tests/test_theory.py::test_lemma5_gradient_steps_exact",
+            "tests/test_ch3_ch4.py::test_modified_dynamics_decouple_exactly_into_lemma5"),
            "holds", "exact for Lemma 3's modified update; the real update decouples only "
            "without overlap"),
     Result("Theorem 1 (back-propagated gradient, Eqn 9)", "§4", "book/ch3_y_dynamics",
@@ -64,7 +65,8 @@ RESULTS: tuple[Result, ...] = (
     Result("Theorem 3 (relative gain, growth bounds)", "§5", "book/ch4_fates_of_tokens",
            "ch4-thm-growth",
            ("tests/test_ch3_ch4.py::test_theorem3_identity_and_bounds_with_eta_y_much_larger",
-            "tests/test_ch3_ch4.py::test_theorem3_identity_fails_at_equal_rates_for_close_competitors"),
+            "tests/test_ch3_ch4.py::"
+            "test_theorem3_identity_fails_at_equal_rates_for_close_competitors"),
            "partly", "identity within 1 % at η_Y = 100 η_Z; fails for close competitors at "
            "equal rates"),
     Result("Eqns 13, 128–129 (B_n closed form)", "§6, App. F", "book/ch5_phase_transition",

@@ -8,6 +8,7 @@ Each function measures; none fits. Time units and class weights are those of
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ from . import mechanism, metrics, theory
 from ._validate import as_float64_array, as_int_list, check_float, check_int
 from .data import SequenceClasses
 from .dynamics import population, train
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def uniform_overlap(classes: SequenceClasses) -> float:
@@ -81,3 +85,20 @@ def theorem5_deviation(classes: SequenceClasses, eta_y: float, steps: int,
         diff = torch.linalg.matrix_norm(run.Y[:, -1] - reference)
         deviation[i] = (diff / torch.linalg.matrix_norm(reference)).numpy()
     return dict(batch_sizes=np.array(sizes), deviation=deviation)
+
+
+def remark1_figure(t: np.ndarray, rates: dict[float, np.ndarray]) -> "Figure":
+    """Remark 1: measured ``η_eff/η_Y`` over ``t`` (log x), one curve per overlap ``ρ`` (the
+    ``rates`` keys), with ``1 − ρ`` dashed in the same colour. The figure is closed."""
+    import matplotlib.pyplot as plt
+
+    if not rates:
+        raise ValueError("rates must not be empty")
+    fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
+    for i, (rho, ratio) in enumerate(rates.items()):
+        ax.semilogx(t, ratio, color=f"C{i}", label=rf"real decoder, $\rho$ = {rho:.2f}")
+        ax.axhline(1 - rho, color=f"C{i}", ls="--", lw=1)
+    ax.set(xlabel="t (expected steps)", ylabel=r"$\eta_{\mathrm{eff}}/\eta_Y$ (dashed: $1-\rho$)")
+    ax.legend(fontsize=8)
+    plt.close(fig)
+    return fig

@@ -1,4 +1,4 @@
-"""The paper's mechanism as an ODE: the expected (``T → ∞``) dynamics in continuous time, in float64.
+"""The paper's mechanism as an ODE: the expected (``T → ∞``) dynamics, continuous time, float64.
 
 Time unit and class weighting (stated once, used everywhere): ``t`` counts steps of the
 paper's Theorem 1 setting — batch size 1, the class drawn uniformly — taken in expectation, so
@@ -244,7 +244,8 @@ def theorem4_check(classes: SequenceClasses, eta_y: float, eta_z: float,
     ``t = t_over_t0 · t_0`` (``t_0 = 2K ln M/η_Y``) and return, per time, the simulated budget
     ``B`` (class mean of ``η_Z ∫ ξ_n``), the fall of the common logit ``fall = −z_{ml}`` (mean
     over common tokens), Eqn 129 (``B129``, with ``B(0) = 0``), its two asymptotes
-    (``B_scanning``, ``B_snapping``), ``B_lemma3 = κΓ`` (:func:`lemma3_xi_factor`), the measured ``γι`` (class mean) against Theorem 1's
+    (``B_scanning``, ``B_snapping``), ``B_lemma3 = κΓ`` (:func:`lemma3_xi_factor`), the measured
+    ``γι`` (class mean) against Theorem 1's
     ``γ(t)``, the common token's ``f_{nl}²`` (class 0), with ``C_0`` from
     :func:`init_overlap_C0` and :func:`assumption2`. Nothing is fitted."""
     ratio = as_float64_array("t_over_t0", t_over_t0, low=0.0).ravel()
