@@ -96,9 +96,10 @@ def theorem4_figure(M: int = 1000, K: int = 10, eta_y: float = 1.0, eta_z: float
 # --- Theorem 4 against the dynamics ----------------------------------------------------------
 def theorem4_dynamics_figure(checks: dict[str, dict[str, Any]]) -> FigureResult:
     """Theorem 4 in its own setting: for each ``mechanism.theorem4_check`` result (one per
-    label), the simulated budget ``B_n`` (solid), the common logit's fall ``−z`` (dotted) and
-    Eqn 129 (dashed) over ``t/t_0`` (left, log–log), and the ratio Eqn 129 / simulated ``B_n``
-    (right). ``data`` holds the ratios per label."""
+    label), the simulated budget ``B_n`` (solid), the common logit's fall ``−z`` (dotted),
+    Eqn 129 (dashed) and its scanning (``t < t_0'``) and snapping (``t >= t_0``) asymptotes
+    (grey) over ``t/t_0`` (left, log–log), and the ratio Eqn 129 / simulated ``B_n`` (right).
+    ``data`` holds the ratios per label."""
     if not isinstance(checks, dict) or not checks:
         raise TypeError("checks must be a non-empty dict label -> mechanism.theorem4_check(...)")
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
@@ -109,6 +110,9 @@ def theorem4_dynamics_figure(checks: dict[str, dict[str, Any]]) -> FigureResult:
         ax.plot(x, c["B"], color=col, lw=2, label=f"{label}: simulated $B_n$")
         ax.plot(x, c["fall"], ":", color=col, lw=1.5)
         ax.plot(x, c["B129"], "--", color=col, lw=1.2)
+        scan, snap = c["t"] < c["t0_prime"], c["t"] >= c["t0"]
+        ax.plot(x[scan], c["B_scanning"][scan], "-.", color="0.5", lw=0.8)
+        ax.plot(x[snap], c["B_snapping"][snap], "-.", color="0.5", lw=0.8)
         bx.plot(x, c["B129"] / c["B"], color=col, lw=2, label=label)
         data[label] = dict(t_over_t0=x.tolist(), B129_over_B=(c["B129"] / c["B"]).tolist(),
                            B129_over_fall=(c["B129"] / c["fall"]).tolist())
@@ -116,7 +120,8 @@ def theorem4_dynamics_figure(checks: dict[str, dict[str, Any]]) -> FigureResult:
         axis.axvline(1.0, color="0.6", ls=":", lw=1)
         axis.axvline(0.5, color="0.8", ls=":", lw=1)
     ax.set(xscale="log", yscale="log", xlabel=r"$t / t_0$", ylabel="logit units",
-           title=r"solid: simulated $B_n$; dotted: $-z_{\mathrm{common}}$; dashed: Eqn 129")
+           title="solid: simulated $B_n$; dotted: $-z_{\\mathrm{common}}$; dashed: Eqn 129;\n"
+                 "grey dash-dot: its scanning and snapping asymptotes")
     ax.legend(fontsize=8, loc="upper left")
     bx.axhline(1.0, color="k", lw=0.8)
     bx.set(xscale="log", yscale="log", xlabel=r"$t / t_0$", ylabel="Eqn 129 / simulated $B_n$",
