@@ -102,3 +102,22 @@ def remark1_figure(t: np.ndarray, rates: dict[float, np.ndarray]) -> "Figure":
     ax.legend(fontsize=8)
     plt.close(fig)
     return fig
+
+
+def real_update_beta(classes: SequenceClasses, eta_y: float, t: object) -> dict[str, np.ndarray]:
+    """Theorem 1's ``β_{12}`` under the *real* decoder update with ``Z = 0`` frozen, measured
+    (``γβ / γι`` from :func:`scansnap.mechanism.coefficients`), against a candidate closed form
+    for its slow creep, ``β ≈ M/(M−1)² · (M η_Y t/K)^{f_1ᵀf_2}`` (the ``O(1/M)`` floor of Lemma 5
+    raised by the overlap). Returns ``t``, ``measured``, ``candidate`` and ``overlap``."""
+    eta_y = check_float("eta_y", eta_y, low=0.0, low_open=True)
+    times = as_float64_array("t", t, low=0.0).ravel()
+    traj = mechanism.integrate(classes, eta_y, 0.0, times)
+    f = theory.normalized_attention(classes.probs()).numpy()
+    rho = float(f[0] @ f[1])
+    measured = []
+    for Y, Z in zip(traj.Y, traj.Z):
+        co = mechanism.coefficients(classes, Y, Z)
+        measured.append(co["gamma_beta"][0, 1] / co["gamma_iota"][0])
+    M, K = classes.M, classes.K
+    candidate = M / (M - 1) ** 2 * (M * eta_y * traj.t / K) ** rho
+    return dict(t=traj.t, measured=np.array(measured), candidate=candidate, overlap=rho)

@@ -48,3 +48,11 @@ def test_residual_changes_the_fates():
                     record_every=None, progress=False, dtype=torch.float32)
         mass[residual] = float(metrics.common_mass(medium, run.Z[:, -1].double()).mean())
     assert mass[True] < mass[False]
+
+
+def test_real_update_beta_candidate_holds_for_weak_overlap_only():
+    t = np.geomspace(1, 1e4, 5)
+    weak = further.real_update_beta(mechanism.theorem4_classes(4), 1.0, t)
+    np.testing.assert_allclose(weak["measured"], weak["candidate"], rtol=0.1)
+    strong = further.real_update_beta(mechanism.theorem4_classes(4, common_weight=3.0), 1.0, t)
+    assert (strong["measured"] / strong["candidate"]).min() < 0.1
