@@ -456,3 +456,29 @@ def test_ch4_checks_explain_wrong_answers():
         return score / score.sum(-1, keepdim=True)
     with pytest.raises(CheckFailed, match="stays zeros"):
         ch4.check_tfidf(zero_row_nan)
+
+
+def test_lemma4_figure():
+    from scansnap import mechanism
+
+    run = population(mechanism.theorem4_classes(2), eta_y=1.0, eta_z=[0.01, 1.0], steps=20,
+                     record_every=1)
+    agreement = {f"ratio {r}": mechanism.lemma4_agreement(run, i) for i, r in enumerate((100, 1))}
+    fig = tk.lemma4_figure(agreement, tolerance=0.02)
+    lines = fig.axes[0].get_lines()
+    np.testing.assert_allclose(lines[0].get_ydata(), agreement["ratio 100"]["error"][1:])
+    plt.close(fig)
+    with pytest.raises(ValueError, match="agreements"):
+        tk.lemma4_figure({}, tolerance=0.02)
+
+
+def test_four_stages_are_measured_and_ordered():
+    run = tk.fig4_run(eta_y=1.0, eta_z=1.0, record_every=1)
+    result = tk.four_stages(run)
+    plt.close(result.figure)
+    s = result.data["stages"]
+    assert s[0] == 0 and s[0] < s[1] < s[2] < s[3] <= 100
+    mass = np.array(result.data["common_mass"])
+    assert mass[s[1]] <= mass[0] - 0.5 * (mass[0] - mass[-1]) < mass[s[1] - 1]
+    with pytest.raises(TypeError, match="run"):
+        tk.four_stages("run")

@@ -354,3 +354,21 @@ def test_checks_explain_wrong_answers():
 
 def test_figure_result_type():
     assert isinstance(phase.fig3(quick=True), FigureResult)
+
+
+def test_theorem4_dynamics_figure_and_table():
+    from scansnap import mechanism
+
+    grid = np.geomspace(0.1, 1000, 9)
+    checks = {"K = 2": mechanism.theorem4_check(mechanism.theorem4_classes(2), 1.0, 0.01, grid)}
+    result = phase.theorem4_dynamics_figure(checks)
+    plt.close(result.figure)
+    np.testing.assert_allclose(result.data["K = 2"]["B129_over_B"],
+                               checks["K = 2"]["B129"] / checks["K = 2"]["B"])
+    table = phase.theorem4_table(checks, at=[0.1, 1000])
+    first = checks["K = 2"]["B129"][0] / checks["K = 2"]["B"][0]
+    assert f"{first:.2f}" in table and table.count("\n") == 2
+    with pytest.raises(ValueError, match="grid"):
+        phase.theorem4_table(checks, at=[0.2])
+    with pytest.raises(TypeError, match="checks"):
+        phase.theorem4_dynamics_figure({})

@@ -23,6 +23,7 @@ from .. import metrics, sweeps, theory
 from .._validate import as_float_list, as_int_list, check_bool, check_float, check_int
 from ..data import SequenceClasses
 from ..dynamics import Run, train
+from ..mechanism import init_overlap_C0
 from . import FigureResult, register
 
 #: Fig 3's C_0: ρ_0 = 0.5, K = 10 (PAPER.md B.6 [R]; reproduces the figure's ~600 scale).
@@ -90,6 +91,59 @@ def theorem4_figure(M: int = 1000, K: int = 10, eta_y: float = 1.0, eta_z: float
                 B_at_t0=float(theory.B(T0, **args)), slope_at_t0=float(slope[i0]),
                 B_printed_at_0=float(theory.B_printed(0.0, **args)))
     return FigureResult(fig, data)
+
+
+# --- Theorem 4 against the dynamics ----------------------------------------------------------
+def theorem4_dynamics_figure(checks: dict[str, dict[str, Any]]) -> FigureResult:
+    """Theorem 4 in its own setting: for each ``mechanism.theorem4_check`` result (one per
+    label), the simulated budget ``B_n`` (solid), the common logit's fall ``−z`` (dotted),
+    Eqn 129 (dashed) and its scanning (``t < t_0'``) and snapping (``t >= t_0``) asymptotes
+    (grey) over ``t/t_0`` (left, log–log), and the ratio Eqn 129 / simulated ``B_n`` (right).
+    ``data`` holds the ratios per label."""
+    if not isinstance(checks, dict) or not checks:
+        raise TypeError("checks must be a non-empty dict label -> mechanism.theorem4_check(...)")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    data: dict[str, Any] = {}
+    for i, (label, c) in enumerate(checks.items()):
+        col = _COLORS[i % 10]
+        x = c["t_over_t0"]
+        ax.plot(x, c["B"], color=col, lw=2, label=f"{label}: simulated $B_n$")
+        ax.plot(x, c["fall"], ":", color=col, lw=1.5)
+        ax.plot(x, c["B129"], "--", color=col, lw=1.2)
+        scan, snap = c["t"] < c["t0_prime"], c["t"] >= c["t0"]
+        ax.plot(x[scan], c["B_scanning"][scan], "-.", color="0.5", lw=0.8)
+        ax.plot(x[snap], c["B_snapping"][snap], "-.", color="0.5", lw=0.8)
+        bx.plot(x, c["B129"] / c["B"], color=col, lw=2, label=label)
+        data[label] = dict(t_over_t0=x.tolist(), B129_over_B=(c["B129"] / c["B"]).tolist(),
+                           B129_over_fall=(c["B129"] / c["fall"]).tolist())
+    for axis in (ax, bx):
+        axis.axvline(1.0, color="0.6", ls=":", lw=1)
+        axis.axvline(0.5, color="0.8", ls=":", lw=1)
+    ax.set(xscale="log", yscale="log", xlabel=r"$t / t_0$", ylabel="logit units",
+           title="solid: simulated $B_n$; dotted: $-z_{\\mathrm{common}}$; dashed: Eqn 129;\n"
+                 "grey dash-dot: its scanning and snapping asymptotes")
+    ax.legend(fontsize=8, loc="upper left")
+    bx.axhline(1.0, color="k", lw=0.8)
+    bx.set(xscale="log", yscale="log", xlabel=r"$t / t_0$", ylabel="Eqn 129 / simulated $B_n$",
+           title=r"the ratio (1 = Theorem 4 exact; dotted lines: $t_0'$, $t_0$)")
+    bx.legend(fontsize=8)
+    return FigureResult(fig, data)
+
+
+def theorem4_table(checks: dict[str, dict[str, Any]], at: Sequence[float]) -> str:
+    """A Markdown table of Eqn 129 / simulated ``B_n`` and Eqn 129 / ``(−z)`` at the ``t/t_0``
+    values ``at`` (each must be on every check's grid)."""
+    points = as_float_list("at", at, low=0.0)
+    head = "| setting | " + " | ".join(f"$t/t_0 = {p:g}$" for p in points) + " |"
+    lines = [head, "|---" * (len(points) + 1) + "|"]
+    for label, c in checks.items():
+        idx = [int(np.argmin(np.abs(c["t_over_t0"] - p))) for p in points]
+        if not all(math.isclose(c["t_over_t0"][k], p) for k, p in zip(idx, points)):
+            raise ValueError(f"at must lie on the t/t0 grid of {label!r}")
+        cells = [f"{c['B129'][k] / c['B'][k]:.2f} / {c['B129'][k] / c['fall'][k]:.2f}"
+                 for k in idx]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 # --- Fig 3 ----------------------------------------------------------------------------------
@@ -196,6 +250,27 @@ def draw_fig6_panel(ax: plt.Axes, sweep: sweeps.Sweep, num_queries: int, init: s
     ax.set(xlabel=r"$\eta_Y/\eta_Z$", title=f"#last/next = {num_queries}/{K} (M={M}), {init} init")
     if legend:
         ax.legend(fontsize=8)
+
+
+def fig6_vs_authors_figure(sweep: sweeps.Sweep) -> FigureResult:
+    """The book's Fig 6 (random init, mean ± per-seed std, filled) overlaid on the authors'
+    released numbers (open squares, their ``±``), one panel per ``num_queries``; ``data`` is
+    :func:`scansnap.fig6_authors.compare`."""
+    from .. import fig6_authors
+
+    comparison = fig6_authors.compare(sweep, "random")
+    fig, axes = _panel_axes(1, len(sweep.panels), height=3.4)
+    for ax, (q, _, _) in zip(axes[0], sweep.panels):
+        draw_fig6_panel(ax, sweep, q, "random", error="std", legend=ax is axes[0, 0])
+        for i, ez in enumerate(sweep.eta_z):
+            cells = [r for r in comparison["records"] if r["num_queries"] == q and r["eta_z"] == ez]
+            ax.errorbar([r["ratio"] * 1.06 for r in cells], [r["mean"] for r in cells],
+                        yerr=[r["pm"] for r in cells], fmt="s", mfc="white", ms=5, capsize=2,
+                        color=_COLORS[i % 10], lw=1)
+    axes[0, 0].set_ylabel("distinct-token entropy (nats)")
+    fig.suptitle("Fig 6: the book (filled, ± per-seed std) and the authors' released numbers "
+                 "(open squares, their ±)", fontsize=10)
+    return FigureResult(fig, comparison)
 
 
 @register(6)
@@ -336,23 +411,6 @@ def scan_snap_summary(run: Run) -> dict[str, np.ndarray]:
                 ratio=float(run.settings["grid"][0][0]), entropy=H.mean(1).numpy(),
                 entropy_sem=(H.std(1) / math.sqrt(H.shape[1])).numpy(), dominant=dom.mean(1).numpy(),
                 common=com.mean(1).numpy())
-
-
-def init_overlap_C0(classes: SequenceClasses) -> tuple[float, float]:
-    """``(ρ_0, C_0 = ρ_0^4/K)`` matched at zero init: App. F approximates
-    ``f_nᵀf_{n'} ≈ e^{2 z_{ml}}/ρ_0^2``, so at ``Z = 0`` we set ``ρ_0^{-2}`` to the mean overlap
-    ``f_nᵀf_{n'}`` of classes sharing a query (0.72 for the Fig 6 data: ρ_0 ≈ 1.18). The paper
-    gives no value (PAPER.md A.8); this is the book's choice, stated where it is used."""
-    if not isinstance(classes, SequenceClasses):
-        raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
-    f = theory.normalized_attention(classes.probs())
-    same = classes.class_query[:, None] == classes.class_query[None, :]
-    pairs = same & ~torch.eye(classes.K, dtype=torch.bool)
-    if not bool(pairs.any()):
-        raise ValueError("classes must have next_per_query >= 2 (no two classes share a query)")
-    overlap = float((f @ f.T)[pairs].mean())
-    rho0 = 1 / math.sqrt(overlap)
-    return rho0, rho0**4 / classes.K
 
 
 def scan_snap_figure(run: Run, C0: float | None = None, momentum: float = 0.0) -> FigureResult:

@@ -373,3 +373,69 @@ def theorem3_figure(measurements: Sequence[decompose.Theorem3Measurement],
             bottom.set_ylabel(r"growth factor $\chi_{l_0}$")
         bottom.legend(fontsize=7, loc="upper left")
     return fig
+
+
+def lemma4_figure(agreements: dict[str, dict[str, np.ndarray]], tolerance: float) -> Figure:
+    """Lemma 4 against the measured change of ``Z``: the relative error
+    ``‖Ż_Lemma4 − ΔZ‖ / ‖ΔZ‖`` per step (log y) for each labelled
+    :func:`scansnap.mechanism.lemma4_agreement` result, with the ``tolerance`` dashed."""
+    if not agreements:
+        raise ValueError("agreements must not be empty")
+    fig, ax = plt.subplots(figsize=(7.5, 3.8), layout="constrained")
+    styles = ["-", "--", ":"]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, a) in enumerate(agreements.items()):
+        ax.semilogy(a["steps"][1:], a["error"][1:], styles[i % 3], lw=1.6,
+                    color=colors[(i // 3) % len(colors)], label=label)
+    ax.axhline(tolerance, color="k", lw=0.8, ls="--")
+    ax.set(xlabel="population step (= time unit)", ylabel="relative error of Eqn 10",
+           title="Lemma 4's $\\dot Z$ against the measured change of $Z$")
+    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    return fig
+
+
+def four_stages(run: Run, index: int = 0, n: int = 0) -> FigureResult:
+    """The paper's four stages (its Fig 2 cartoon) read off a real run, each at a *measured*
+    step: (1) step 0, attention = token frequencies; (2) common tokens suppressed: the first
+    snapshot where the common mass has made half of its total fall; (3) winners emerge: the first
+    where the distinct-token entropy has made 90 % of its total fall; (4) snapped: 99 %. In a real
+    run stages 2 and 3 overlap (common tokens fall while the distinct ones spread); the fractions
+    only order them. Top: ``c_n`` at the four steps; bottom: common mass and distinct entropy
+    over time, with the stages dotted. ``data["stages"]`` holds the four steps."""
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a Run, got {type(run).__name__}")
+    classes = run.classes
+    index = check_int("index", index, low=0, high=len(run.configs) - 1)
+    n = check_int("n", n, low=0, high=classes.K - 1)
+    Z = run.Z[index].double()
+    steps = run.steps.numpy()
+    mass = metrics.common_mass(classes, Z)[:, n].numpy()
+    H = metrics.distinct_entropy(classes, Z)[:, n].numpy()
+    c = run.attention()[index, :, n].double().numpy()
+    common, distinct = classes.common_tokens(n).numpy(), classes.distinct_tokens(n).numpy()
+    def first(values: np.ndarray, fraction: float) -> int:
+        return int(np.argmax(values <= values[0] - fraction * (values[0] - values[-1])))
+
+    stages = [0, first(mass, 0.5), first(H, 0.9), first(H, 0.99)]
+    names = ["1 · frequencies", "2 · common suppressed", "3 · winners emerge", "4 · snapped"]
+    fig = plt.figure(figsize=(11, 5.2), layout="constrained")
+    grid = fig.add_gridspec(2, 4, height_ratios=[1.2, 1])
+    support = np.concatenate([common, distinct])
+    colors = ["0.6"] * len(common) + ["tab:blue"] * len(distinct)
+    top = float(c[:, support].max()) * 1.1
+    for k, (s, name) in enumerate(zip(stages, names)):
+        ax = fig.add_subplot(grid[0, k])
+        ax.bar(np.arange(len(support)), c[s, support], color=colors)
+        ax.set(ylim=(0, top), xticks=[], title=f"{name}\n(step {steps[s]})")
+        if k == 0:
+            ax.set_ylabel(f"$c_{{l|{n + 1}}}$ (grey: common, blue: distinct)")
+    ax = fig.add_subplot(grid[1, :])
+    ax.plot(steps, mass, color="0.4", lw=2, label="attention mass on common tokens")
+    ax.plot(steps, H / H[0], color="tab:blue", lw=2, label="distinct-token entropy / its start")
+    for s in stages:
+        ax.axvline(steps[s], color="k", ls=":", lw=1)
+    ax.set(xlabel="SGD step", ylim=(0, 1.05))
+    ax.legend(fontsize=8, loc="lower left")
+    data = dict(stages=[int(steps[s]) for s in stages], common_mass=mass.tolist(),
+                entropy=H.tolist(), steps=steps.tolist())
+    return FigureResult(fig, data)
