@@ -210,7 +210,8 @@ def test_wrong_kinds_of_return_are_described(student, message):
     (lambda p, z, T: None, "you returned None"),
     (lambda p, z, T: "0.1", "you returned a string '0.1'; expected a number"),
     (lambda p, z, T: complex(0.1, 0.2), "complex values"),
-    (lambda p, z, T: torch.zeros(3, dtype=torch.float64), r"shape \(3,\); the reference has shape \(\)"),
+    (lambda p, z, T: torch.zeros(3, dtype=torch.float64),
+     r"shape \(3,\); the reference has shape \(\)"),
 ])
 def test_a_number_check_describes_wrong_returns(student, message):
     with pytest.raises(CheckFailed, match=message):

@@ -72,7 +72,8 @@ def test_solution_markers_wrap_exactly_the_bodies():
         'import math\n\n\ndef f(x):\n    """Doc."""\n    # Hint: square it.\n'
         '    ### BEGIN SOLUTION\n    y = x * x\n    return y\n    ### END SOLUTION')
     otter = solution_with_prompt(source)
-    assert "    # BEGIN SOLUTION NO PROMPT\n    y = x * x\n    return y\n    # END SOLUTION" in otter
+    assert ("    # BEGIN SOLUTION NO PROMPT\n    y = x * x\n    return y\n    # END SOLUTION"
+            in otter)
     assert "    raise NotImplementedError('square it.')" in otter
     pieces, hint = split_solution(source)
     assert hint == "square it." and [p.body for p in pieces if isinstance(p, SolutionFunction)] \
@@ -339,6 +340,17 @@ def test_partial_credit_and_feedback_reach_the_grading_report(graded):
 
 @needs_graders
 def test_grading_fits_the_ci_budget(graded):
-    """Both tools, 6 chapters, 13 submissions each, in parallel: inside CI's 15 minutes (measured: see the
-    fixture's printout; a chapter's assignment holds only its exercises)."""
+    """Both tools, 6 chapters, 13 submissions each, side by side: inside CI's 15 minutes
+    (the fixture prints the time; a chapter's assignment holds only its exercises)."""
     assert graded["seconds"] < 600
+
+
+def test_graders_are_an_extra_with_exact_pins():
+    """Readers install requirements.txt (or binder's); the graders live only in the extra."""
+    root = BOOK.parent
+    extra = [line.split("#")[0].strip() for line in
+             (root / "requirements-grading.txt").read_text().splitlines()]
+    assert [line for line in extra if line] == ["nbgrader==0.9.6", "otter-grader==7.0.0"]
+    for readers in (root / "requirements.txt", root / "binder" / "requirements.txt"):
+        text = readers.read_text()
+        assert "nbgrader" not in text and "otter" not in text, readers

@@ -304,7 +304,8 @@ def _compare_values(name: str, label: str, got: Any, expected: Any, rtol: float,
         hint = " — every entry has the opposite sign: check the sign convention (ascent vs descent)"
     elif (e != 0 and g != 0 and math.isfinite(g / e)
           and np.allclose(got_array * (e / g), expected_array, rtol=rtol, atol=atol)):
-        hint = f" — off by a constant factor (expected = {e / g:.4g} × yours): check a normalization"
+        hint = (f" — off by a constant factor (expected = {e / g:.4g} × yours): check a "
+                "normalization")
     at = f" at index {index}" if index else ""
     raise _WrongValue(f"{where}: value{at} is {g:.10g}, expected {e:.10g} "
                       f"({int((~close).sum())} of {close.size} entries differ beyond "

@@ -31,7 +31,8 @@ def check_attention_from_counts(student: Callable[..., Any], *, points: float | 
     present: random ones, ``z = 0`` where they are the empirical frequencies, a single 1-D
     context); tokens absent from the context get exactly zero weight (Syn-Small contexts, a
     context of one repeated token, an absent token with the largest logit); logits in the
-    hundreds neither overflow nor underflow. ``points``/``part``: see :func:`scansnap.checks.compare`.
+    hundreds neither overflow nor underflow.
+    ``points``/``part``: see :func:`scansnap.checks.compare`.
     """
     g = torch.Generator().manual_seed(11)
     classes = SequenceClasses()

@@ -19,7 +19,8 @@ import jupytext
 
 from ..student import _FENCE, _HINT, _only_imports, _skip_directive, chapter_sources
 
-_CHECK_CALL = re.compile(r"^checks\.(?P<module>ch\d+)\.(?P<check>check_\w+)\((?P<answer>\w+)\)\s*;?\s*$")
+_CHECK_CALL = re.compile(
+    r"^checks\.(?P<module>ch\d+)\.(?P<check>check_\w+)\((?P<answer>\w+)\)\s*;?\s*$")
 _SECTION = re.compile(r"^##\s+(?P<title>.+?)\s*$")
 
 

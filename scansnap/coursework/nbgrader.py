@@ -60,7 +60,8 @@ def write_nbgrader_course(out_dir: str | Path, book: str | Path = "book", *,
 def nbgrader_notebook(part: GradedPart, *, site: str = SITE) -> nbformat.NotebookNode:
     """One chapter's nbgrader source notebook."""
     cells = [_cell("markdown", chapter_header(part, site, "nbgrader"), f"{part.name}-header")]
-    cells += [_cell("code", source, f"{part.name}-imports-{i}") for i, source in enumerate(part.imports)]
+    cells += [_cell("code", source, f"{part.name}-imports-{i}")
+              for i, source in enumerate(part.imports)]
     for item in part.items:
         if isinstance(item, Markdown):
             cells.append(_cell("markdown", readable(item.text, part, site),

@@ -52,7 +52,8 @@ def otter_notebook(part: GradedPart, *, site: str = SITE) -> nbformat.NotebookNo
     config = (f"# ASSIGNMENT CONFIG\nname: {part.name}\ninit_cell: true\ncheck_all_cell: false\n"
               f"export_cell:\n  pdf: false\n  run_tests: false\nrequirements:{requirements}\n"
               "tests:\n  files: false\n  ok_format: false\n")
-    cells = [_raw(config), nbformat.v4.new_markdown_cell(chapter_header(part, site, "Otter-Grader"))]
+    header = chapter_header(part, site, "Otter-Grader")
+    cells = [_raw(config), nbformat.v4.new_markdown_cell(header)]
     cells += [nbformat.v4.new_code_cell(source) for source in part.imports]
     for item in part.items:
         if isinstance(item, Markdown):
