@@ -363,3 +363,19 @@ def test_ch6_graded_diagnosis_gives_zero_with_feedback(capsys):
     assert ch6.check_causal_attention(unmasked, points=2) == 0.0
     assert "✗ causal_attention: causal_attention: query" in capsys.readouterr().out
     assert ch6.check_causal_attention(SOLUTIONS["check_causal_attention"], points=2) == 2.0
+
+
+def test_an_outer_alarm_survives_the_time_limit():
+    import signal
+
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(True))
+    signal.setitimer(signal.ITIMER_REAL, 0.8)
+    try:
+        assert "✓" in checks.compare("square", lambda x: x**2, np.square,
+                                     [checks.Case("small", (np.arange(3.0),))])
+        time.sleep(1.5)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert fired == [True]
