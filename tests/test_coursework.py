@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -146,7 +147,7 @@ def _env() -> dict[str, str]:
 
 
 NBGRADER_SCRIPT = r"""
-import json, subprocess, sys
+import json, subprocess, sys, time
 STUDENTS = {False: ("blank", "reference"), True: ("blank", "reference", "wrong")}
 from pathlib import Path
 import nbformat
@@ -173,8 +174,9 @@ for name in chapters:
             if student == "wrong" and f"def {wrong['function']}(" in cell.source:
                 cell.source = wrong["source"]
         nbformat.write(notebook, folder / f"{name}.ipynb")
+start = time.perf_counter()
 nbgrader("autograde", "*", "--create")
-out = {}
+out = {"seconds per submission": (time.perf_counter() - start) / (2 * len(chapters) + 1)}
 with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
     for name in chapters:
         for student in STUDENTS[name == wrong["chapter"]]:
@@ -192,7 +194,7 @@ print(json.dumps(out))
 """
 
 OTTER_SCRIPT = r"""
-import contextlib, io, json, shutil, sys
+import contextlib, io, json, shutil, sys, time
 import nbformat
 from pathlib import Path
 import otter.assign
@@ -200,6 +202,7 @@ from otter.api import grade_submission
 
 folder = Path(sys.argv[1]); wrong = json.loads(sys.argv[2]); chapters = sys.argv[3:]
 out = {}
+seconds = []
 for name in chapters:
     dist = folder / "dist" / name
     with contextlib.redirect_stdout(io.StringIO()):
@@ -219,12 +222,15 @@ for name in chapters:
                 if cell.cell_type == "code" and f"def {wrong['function']}(" in cell.source:
                     cell.source = wrong["source"]
             nbformat.write(edited, copy)
+        start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
             results = grade_submission(str(copy), str(zip_path), quiet=True)
+        seconds.append(time.perf_counter() - start)
         out.setdefault(name, {})[student] = {
             question: {"score": tf.score, "possible": tf.possible,
                        "messages": [r.message for r in tf.test_case_results if not r.passed]}
             for question, tf in results.results.items()}
+out["seconds per submission"] = sum(seconds) / len(seconds)
 print(json.dumps(out))
 """
 
@@ -259,8 +265,11 @@ def graded(tmp_path_factory):
         results[tool] = json.loads(stdout.strip().splitlines()[-1])
     results["seconds"] = time.perf_counter() - start
     results["root"] = root
-    print(f"\ncoursework grading (both tools, 6 chapters x 2 submissions + 1 near miss): "
-          f"{results['seconds']:.0f} s")
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"\ncoursework grading (both tools side by side, 6 chapters x 2 submissions + 1 near "
+          f"miss): {results['seconds']:.0f} s wall, {cpu.ru_utime + cpu.ru_stime:.0f} s CPU; "
+          f"per submission: nbgrader {results['nbgrader']['seconds per submission']:.1f} s, "
+          f"Otter {results['otter']['seconds per submission']:.1f} s")
     return results
 
 
