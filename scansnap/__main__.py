@@ -22,6 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
     student = commands.add_parser(
         "student-edition", help="write the chapters as student notebooks (solutions removed)")
     student.add_argument("out_dir", help="output folder for the .ipynb files")
+    coursework = commands.add_parser(
+        "coursework", help="write the chapters' exercises as nbgrader or Otter-Grader assignments")
+    coursework.add_argument("tool", choices=["nbgrader", "otter"], help="the grading tool")
+    coursework.add_argument("out_dir", help="output folder (nbgrader: the course folder)")
+    coursework.add_argument("--book", default="book",
+                            help="folder holding the chapters ch*.md (default: book)")
     return parser
 
 
@@ -31,6 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .student import write_student_edition
 
         for path in write_student_edition(args.out_dir):
+            print(f"wrote {path}")
+        return 0
+    if args.command == "coursework":
+        from .coursework import write_assignments
+
+        for path in write_assignments(args.tool, args.out_dir, args.book):
             print(f"wrote {path}")
         return 0
     import matplotlib

@@ -12,67 +12,69 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..data import SequenceClasses
 from ..setting import attention_from_counts
-from . import Case, CheckFailed, compare
+from . import Case, compare
 
 
-def _as_result(name: str, value: Any, shape: tuple[int, ...]) -> torch.Tensor:
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(value)
-    if not isinstance(value, torch.Tensor):
-        raise CheckFailed(f"{name}: return a torch tensor, got {type(value).__name__}")
-    if tuple(value.shape) != shape:
-        raise CheckFailed(f"{name}: your output has shape {tuple(value.shape)}, expected {shape} "
-                          "(one weight per token of the vocabulary, for every context)")
-    return value
+WEIGHTS, ABSENT, OVERFLOW = ("the weights", "absent tokens get weight 0",
+                             "logits in the hundreds do not overflow")
 
 
-def check_attention_from_counts(student: Callable[..., Any]) -> str:
+def check_attention_from_counts(student: Callable[..., Any], *, points: float | None = None,
+                                part: str | None = None) -> Any:
     """Check ``student(z_row, counts)`` → ``Xᵀ b_T`` (``[..., M]``) on random and edge cases.
 
-    Edge cases: tokens absent from the context must get exactly zero weight; a context of one
-    repeated token; large logits (a naive ``exp`` overflows); a single 1-D context; ``z = 0``
-    (the weights are then the empirical frequencies).
+    Three parts, as the exercise states them: the weights (contexts where every token is
+    present: random ones, ``z = 0`` where they are the empirical frequencies, a single 1-D
+    context); tokens absent from the context get exactly zero weight (Syn-Small contexts, a
+    context of one repeated token, an absent token with the largest logit); logits in the
+    hundreds neither overflow nor underflow.
+    ``points``/``part``: see :func:`scansnap.checks.compare`.
     """
-
-    def wrapped(z_row: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        out = _as_result("attention_from_counts", student(z_row.clone(), counts.clone()),
-                         tuple(counts.shape))
-        return out
-
     g = torch.Generator().manual_seed(11)
     classes = SequenceClasses()
     syn_counts, _, _ = classes.sample_counts(6, 128, g)
     cases = [
-        Case("Syn-Small counts, z = 0 (weights = empirical frequencies)",
-             (torch.zeros(classes.M, dtype=torch.float64), syn_counts)),
-        Case("Syn-Small counts, random z_row",
-             (torch.randn(classes.M, generator=g, dtype=torch.float64), syn_counts)),
+        Case("every token present, z = 0 (weights = empirical frequencies)",
+             (torch.zeros(classes.M, dtype=torch.float64), syn_counts + 1.0), part=WEIGHTS),
+        Case("Syn-Small counts (most tokens absent), z = 0",
+             (torch.zeros(classes.M, dtype=torch.float64), syn_counts), part=ABSENT),
+        Case("Syn-Small counts (most tokens absent), random z_row",
+             (torch.randn(classes.M, generator=g, dtype=torch.float64), syn_counts), part=ABSENT),
         Case("one context as a 1-D count vector",
              (torch.randn(8, generator=g, dtype=torch.float64),
-              torch.tensor([3.0, 0.0, 1.0, 0.0, 0.0, 5.0, 0.0, 2.0], dtype=torch.float64))),
+              torch.tensor([3.0, 1.0, 1.0, 2.0, 4.0, 5.0, 1.0, 2.0], dtype=torch.float64)),
+             part=WEIGHTS),
+        Case("absent tokens in a 1-D context get weight 0",
+             (torch.randn(8, generator=g, dtype=torch.float64),
+              torch.tensor([3.0, 0.0, 1.0, 0.0, 0.0, 5.0, 0.0, 2.0], dtype=torch.float64)),
+             part=ABSENT),
         Case("a context of one repeated token (all weight on it)",
              (torch.randn(5, generator=g, dtype=torch.float64),
-              torch.tensor([[0.0, 0.0, 7.0, 0.0, 0.0]], dtype=torch.float64))),
-        Case("large logits: z up to 900 (exp overflows unless you shift)",
-             (torch.tensor([900.0, 850.0, -900.0, 0.0], dtype=torch.float64),
-              torch.tensor([[1.0, 4.0, 2.0, 0.0], [0.0, 1.0, 1.0, 1.0]], dtype=torch.float64))),
+              torch.tensor([[0.0, 0.0, 7.0, 0.0, 0.0]], dtype=torch.float64)), part=ABSENT),
         Case("absent token with the largest logit must still get weight 0",
              (torch.tensor([50.0, 0.0, 0.0], dtype=torch.float64),
-              torch.tensor([[0.0, 2.0, 1.0]], dtype=torch.float64))),
+              torch.tensor([[0.0, 2.0, 1.0]], dtype=torch.float64)), part=ABSENT),
+        Case("large logits: z up to 900 (exp overflows unless you shift)",
+             (torch.tensor([900.0, 850.0, -900.0, 0.5], dtype=torch.float64),
+              torch.tensor([[1.0, 4.0, 2.0, 1.0], [1.0, 1.0, 1.0, 1.0]], dtype=torch.float64)),
+             part=OVERFLOW),
+        Case("large negative logits: z down to -800 (exp underflows to 0/0 unless you shift)",
+             (torch.tensor([-800.0, -801.0, -805.0], dtype=torch.float64),
+              torch.tensor([[2.0, 1.0, 3.0]], dtype=torch.float64)), part=OVERFLOW),
     ]
     for i in range(3):
         M = int(torch.randint(2, 40, (1,), generator=g))
         counts = torch.poisson(torch.full((4, M), 2.0, dtype=torch.float64), generator=g)
-        counts[:, 0] += 1.0  # every context has at least one token
+        counts += 1.0  # every token present: absent tokens are the other part's concern
         cases.append(Case(f"random #{i}: M={M}, 4 contexts",
-                          (3 * torch.randn(M, generator=g, dtype=torch.float64), counts)))
-    return compare("attention_from_counts", wrapped, attention_from_counts, cases,
-                   rtol=1e-9, atol=1e-12)
+                          (3 * torch.randn(M, generator=g, dtype=torch.float64), counts),
+                          part=WEIGHTS))
+    return compare("attention_from_counts", student, attention_from_counts, cases,
+                   rtol=1e-9, atol=1e-12, points=points, part=part)
 
 
 def reference_predicted_l1_gap(probs_row: torch.Tensor, z_row: torch.Tensor, T: int) -> float:
@@ -94,40 +96,39 @@ def reference_predicted_l1_gap(probs_row: torch.Tensor, z_row: torch.Tensor, T: 
     return float(math.sqrt(2 / math.pi) * var.clamp_min(0).sqrt().sum())
 
 
-def check_predicted_l1_gap(student: Callable[..., Any]) -> str:
-    """Check ``student(probs_row, z_row, T)`` (a float) against the delta-method prediction of
-    ``E‖Xᵀ b_T − c_n‖₁`` on random and edge cases (``z = 0``: the multinomial case; a one-token
-    support: zero gap; tokens outside the support; large logits)."""
+MULTINOMIAL, REWEIGHTED = "z = 0 (the multinomial case)", "any z (the reweighted case)"
+PARTS = {"check_attention_from_counts": (WEIGHTS, ABSENT, OVERFLOW),
+         "check_predicted_l1_gap": (MULTINOMIAL, REWEIGHTED)}
 
-    def wrapped(p: torch.Tensor, z: torch.Tensor, T: int) -> float:
-        value = student(p.clone(), z.clone(), T)
-        if isinstance(value, torch.Tensor):
-            if value.numel() != 1:
-                raise CheckFailed(f"predicted_l1_gap: return one number, got a tensor of shape "
-                                  f"{tuple(value.shape)}")
-            value = value.item()
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise CheckFailed(f"predicted_l1_gap: return a number, got {type(value).__name__}") \
-                from None
+
+def check_predicted_l1_gap(student: Callable[..., Any], *, points: float | None = None,
+                           part: str | None = None) -> Any:
+    """Check ``student(probs_row, z_row, T)`` (a float) against the delta-method prediction of
+    ``E‖Xᵀ b_T − c_n‖₁`` on random and edge cases, in two parts: ``z = 0`` (the multinomial
+    case, including a one-token support whose gap is 0) and any ``z`` (tokens outside the
+    support, large logits). ``points``/``part``: see :func:`scansnap.checks.compare`."""
 
     g = torch.Generator().manual_seed(12)
     classes = SequenceClasses()
     p1 = classes.probs()[0]
     cases = [
         Case("Syn-Small class 1, z = 0, T = 128",
-             (p1, torch.zeros(classes.M, dtype=torch.float64), 128)),
-        Case("Syn-Small class 1, z favours distinct tokens, T = 10^4",
-             (p1, torch.linspace(-1, 2, classes.M, dtype=torch.float64), 10_000)),
+             (p1, torch.zeros(classes.M, dtype=torch.float64), 128), part=MULTINOMIAL),
         Case("uniform over 4 tokens, z = 0, T = 2",
-             (torch.full((4,), 0.25, dtype=torch.float64), torch.zeros(4, dtype=torch.float64), 2)),
-        Case("one-token support: the gap is 0",
+             (torch.full((4,), 0.25, dtype=torch.float64), torch.zeros(4, dtype=torch.float64), 2),
+             part=MULTINOMIAL),
+        Case("one-token support, z = 0: the gap is 0",
              (torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64),
-              torch.tensor([3.0, -1.0, 2.0], dtype=torch.float64), 50)),
+              torch.zeros(3, dtype=torch.float64), 50), part=MULTINOMIAL),
+        Case("Syn-Small class 1, z favours distinct tokens, T = 10^4",
+             (p1, torch.linspace(-1, 2, classes.M, dtype=torch.float64), 10_000),
+             part=REWEIGHTED),
+        Case("one-token support, any z: the gap is 0",
+             (torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64),
+              torch.tensor([3.0, -1.0, 2.0], dtype=torch.float64), 50), part=REWEIGHTED),
         Case("large logits (z = 500 on the support): shift before exp",
              (torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64),
-              torch.tensor([500.0, 499.0, 498.0], dtype=torch.float64), 1000)),
+              torch.tensor([500.0, 499.0, 498.0], dtype=torch.float64), 1000), part=REWEIGHTED),
     ]
     for i in range(3):
         M = int(torch.randint(2, 30, (1,), generator=g))
@@ -137,6 +138,7 @@ def check_predicted_l1_gap(student: Callable[..., Any]) -> str:
         p = p / p.sum()
         T = int(torch.randint(2, 10**5, (1,), generator=g))
         cases.append(Case(f"random #{i}: M={M}, T={T}",
-                          (p, torch.randn(M, generator=g, dtype=torch.float64), T)))
-    return compare("predicted_l1_gap", wrapped, reference_predicted_l1_gap, cases,
-                   rtol=1e-7, atol=1e-12)
+                          (p, torch.randn(M, generator=g, dtype=torch.float64), T),
+                          part=REWEIGHTED))
+    return compare("predicted_l1_gap", student, reference_predicted_l1_gap, cases,
+                   rtol=1e-7, atol=1e-12, points=points, part=part)

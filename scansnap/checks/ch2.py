@@ -10,38 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..data import SequenceClasses
 from ..models import full_to_yz
-from . import Case, CheckFailed, compare
+from . import Case, compare
 
 
-def _tensor(name: str, value: Any, shape: tuple[int, ...], what: str) -> torch.Tensor:
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(value)
-    if not isinstance(value, torch.Tensor):
-        raise CheckFailed(f"{name}: return torch tensors, got {type(value).__name__}")
-    if tuple(value.shape) != shape:
-        raise CheckFailed(f"{name}: {what} has shape {tuple(value.shape)}, expected {shape}")
-    return value
+Y_PART, Z_PART = "Y = U W_Vᵀ Uᵀ", "Z = U W_Q W_Kᵀ Uᵀ / √d"
+PARTS = {"check_yz_from_full": (Y_PART, Z_PART)}
 
 
-def check_yz_from_full(student: Callable[..., Any]) -> str:
+def check_yz_from_full(student: Callable[..., Any], *, points: float | None = None,
+                       part: str | None = None) -> Any:
     """Check ``student(U, W_Q, W_K, W_V)`` → ``(Y, Z)`` (each ``[M, M]``) on random shapes and
     edge cases (``d = 1``; ``M = 2``; non-symmetric ``W``'s, where a transpose in the wrong
-    place shows; ``d > M`` and ``d < M``)."""
-
-    def wrapped(U: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor,
-                W_V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = student(U.clone(), W_Q.clone(), W_K.clone(), W_V.clone())
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            raise CheckFailed("yz_from_full: return the pair (Y, Z)")
-        M = U.shape[0]
-        Y = _tensor("yz_from_full", out[0], (M, M), "Y")
-        Z = _tensor("yz_from_full", out[1], (M, M), "Z")
-        return Y, Z
+    place shows; ``d > M`` and ``d < M``), in two parts: ``Y`` and ``Z``.
+    ``points``/``part``: see :func:`scansnap.checks.compare`."""
 
     g = torch.Generator().manual_seed(21)
 
@@ -49,17 +34,20 @@ def check_yz_from_full(student: Callable[..., Any]) -> str:
         return tuple(scale * torch.randn(*shape, generator=g, dtype=torch.float64)
                      for shape in ((M, d), (d, d), (d, d), (d, d)))
 
-    cases = [Case("width d = 1", params(5, 1)), Case("vocabulary M = 2", params(2, 3)),
-             Case("Syn-Small size M = 34, d = 16 (d < M)", params(34, 16)),
-             Case("d = 64 > M = 10", params(10, 64)),
-             Case("W_Q = W_K = I, W_V = 0: Y = 0, Z = U Uᵀ / √d",
-                  (torch.randn(6, 4, generator=g, dtype=torch.float64),
-                   torch.eye(4, dtype=torch.float64), torch.eye(4, dtype=torch.float64),
-                   torch.zeros(4, 4, dtype=torch.float64)))]
+    inputs = [("width d = 1", params(5, 1)), ("vocabulary M = 2", params(2, 3)),
+              ("Syn-Small size M = 34, d = 16 (d < M)", params(34, 16)),
+              ("d = 64 > M = 10", params(10, 64)),
+              ("W_Q = W_K = I, W_V = 0: Y = 0, Z = U Uᵀ / √d",
+               (torch.randn(6, 4, generator=g, dtype=torch.float64),
+                torch.eye(4, dtype=torch.float64), torch.eye(4, dtype=torch.float64),
+                torch.zeros(4, 4, dtype=torch.float64)))]
     for i in range(3):
         M, d = (int(v) for v in torch.randint(2, 40, (2,), generator=g))
-        cases.append(Case(f"random #{i}: M={M}, d={d}", params(M, d, 0.5)))
-    return compare("yz_from_full", wrapped, full_to_yz, cases, rtol=1e-9, atol=1e-12)
+        inputs.append((f"random #{i}: M={M}, d={d}", params(M, d, 0.5)))
+    cases = [Case(label, args, part=part, output=output)
+             for output, part in enumerate((Y_PART, Z_PART)) for label, args in inputs]
+    return compare("yz_from_full", student, full_to_yz, cases, rtol=1e-9, atol=1e-12,
+                   points=points, part=part)
 
 
 def reference_grad_z_row(Y: torch.Tensor, z_row: torch.Tensor, counts: torch.Tensor,
@@ -79,15 +67,13 @@ def reference_grad_z_row(Y: torch.Tensor, z_row: torch.Tensor, counts: torch.Ten
     return v * g - v * (v @ g)
 
 
-def check_grad_z_row(student: Callable[..., Any]) -> str:
+def check_grad_z_row(student: Callable[..., Any], *, points: float | None = None,
+                     part: str | None = None) -> Any:
     """Check ``student(Y, z_row, counts, target)`` → ``∂loss/∂z_m`` (``[M]``) against Lemma 1
     (Eqn 4) on random and edge cases: absent tokens (gradient exactly 0 there), a context of a
     single token type (``v`` one-hot: the gradient vanishes), large attention logits, ``Y = 0``
-    (the gradient vanishes: the decoder cannot tell tokens apart)."""
-
-    def wrapped(Y: torch.Tensor, z: torch.Tensor, q: torch.Tensor, target: int) -> torch.Tensor:
-        return _tensor("grad_z_row", student(Y.clone(), z.clone(), q.clone(), target),
-                       (z.shape[0],), "your gradient")
+    (the gradient vanishes: the decoder cannot tell tokens apart).
+    ``points``/``part``: see :func:`scansnap.checks.compare`."""
 
     g = torch.Generator().manual_seed(22)
     classes = SequenceClasses()
@@ -121,5 +107,6 @@ def check_grad_z_row(student: Callable[..., Any]) -> str:
                           (torch.randn(m, m, generator=g, dtype=torch.float64),
                            2 * torch.randn(m, generator=g, dtype=torch.float64), q,
                            int(torch.randint(m, (1,), generator=g)))))
-    return compare("grad_z_row", wrapped, reference_grad_z_row, cases, rtol=1e-7, atol=1e-10)
+    return compare("grad_z_row", student, reference_grad_z_row, cases, rtol=1e-7, atol=1e-10,
+                   points=points, part=part)
 

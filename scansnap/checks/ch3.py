@@ -9,14 +9,15 @@ import numpy as np
 import torch
 
 from .. import decompose, theory
-from . import Case, CheckFailed, compare
+from . import Case, compare
 
 
 def _h_star_reference(s: int, M: int, eta_y: float) -> np.ndarray:
     return np.asarray(theory.h_star(np.arange(s + 1), M, eta_y))
 
 
-def check_h_star(student: Callable[..., Any]) -> str:
+def check_h_star(student: Callable[..., Any], *, points: float | None = None,
+                 part: str | None = None) -> Any:
     """``student(s, M, eta_y)`` must return ``[h*(0), ..., h*(s)]`` (Lemma 5: ``h*(0) = 0``,
     ``h*(k) = h*(k−1) + η_Y / ((M−1) + e^{M h*(k−1)})``) as an array of length ``s + 1``."""
     rng = np.random.default_rng(3)
@@ -27,10 +28,12 @@ def check_h_star(student: Callable[..., Any]) -> str:
     for i in range(3):
         cases.append(Case(f"random #{i + 1}", (int(rng.integers(1, 60)), int(rng.integers(3, 400)),
                                                float(rng.uniform(0.05, 3.0)))))
-    return compare("h_star", student, _h_star_reference, cases, rtol=1e-9, atol=1e-12)
+    return compare("h_star", student, _h_star_reference, cases, rtol=1e-9, atol=1e-12,
+                   points=points, part=part)
 
 
-def check_backprop_gradient(student: Callable[..., Any]) -> str:
+def check_backprop_gradient(student: Callable[..., Any], *, points: float | None = None,
+                            part: str | None = None) -> Any:
     """``student(Y, f, targets)`` must return ``g [K, M]`` with rows ``Y (e_n − softmax(Yᵀ f_n))``
     (Theorem 1, Eqn 9; logits are ``Yᵀ u``, i.e. ``u @ Y``)."""
     gen = torch.Generator().manual_seed(5)
@@ -53,9 +56,7 @@ def check_backprop_gradient(student: Callable[..., Any]) -> str:
     cases = [zero, transposed, random_case(8, 2, "random M=8, K=2"),
              random_case(20, 4, "random M=20, K=4"),
              random_case(12, 3, "large logits (overflow-safe softmax)", scale=60.0)]
-    try:
-        return compare("backprop_gradient", student, decompose.backprop_gradient, cases,
-                       rtol=1e-8, atol=1e-10)
-    except CheckFailed as error:
-        raise CheckFailed(f"{error}\nReminder: α_n = softmax(Yᵀ f_n) is `f @ Y` row by row, and "
-                          "g_n = Y (e_n − α_n) is `(e − α) @ Y.T`.") from None
+    return compare("backprop_gradient", student, decompose.backprop_gradient, cases,
+                   rtol=1e-8, atol=1e-10, points=points, part=part,
+                   reminder="Reminder: α_n = softmax(Yᵀ f_n) is `f @ Y` row by row, and "
+                            "g_n = Y (e_n − α_n) is `(e − α) @ Y.T`.")

@@ -8,10 +8,11 @@ from typing import Any
 import torch
 
 from .. import decompose, theory
-from . import Case, CheckFailed, compare
+from . import Case, compare
 
 
-def check_relative_gain(student: Callable[..., Any]) -> str:
+def check_relative_gain(student: Callable[..., Any], *, points: float | None = None,
+                        part: str | None = None) -> Any:
     """``student(c, l, l_prime)`` must return ``r_{l/l'} = c_l² / c_{l'}² − 1`` over the last
     axis of ``c`` (Theorem 3; ``c`` or ``f`` give the same value; the reference is
     :func:`scansnap.theory.relative_gain`)."""
@@ -22,15 +23,13 @@ def check_relative_gain(student: Callable[..., Any]) -> str:
              Case("unnormalized c (the ratio does not care)", (c * 7.5, 3, 12)),
              Case("same token: r = 0", (c, 5, 5)),
              Case("batch [5, 3, 34] (use the last axis)", (batch, 19, 11))]
-    try:
-        return compare("relative_gain", student, theory.relative_gain, cases, rtol=1e-10,
-                       atol=1e-12)
-    except CheckFailed as error:
-        raise CheckFailed(f"{error}\nReminder: r compares the *squares*, c_l² / c_l'², and "
-                          "subtracts 1.") from None
+    return compare("relative_gain", student, theory.relative_gain, cases, rtol=1e-10,
+                   atol=1e-12, points=points, part=part,
+                   reminder="Reminder: r compares the *squares*, c_l² / c_l'², and subtracts 1.")
 
 
-def check_tfidf(student: Callable[..., Any]) -> str:
+def check_tfidf(student: Callable[..., Any], *, points: float | None = None,
+                part: str | None = None) -> Any:
     """``student(probs)`` must return TF-IDF scores ``[K, M]``: ``P(l|n) ln(K/|Ω(l)|)`` with
     ``|Ω(l)|`` the number of classes whose ``P(l|n) > 0``, normalized to sum to 1 per class."""
     from ..data import SequenceClasses
@@ -46,9 +45,8 @@ def check_tfidf(student: Callable[..., Any]) -> str:
              Case("class 1 uses only tokens of every class: its row stays zeros",
                   (torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.2, 0.3, 0.5, 0.0], [0.1, 0.1, 0.0, 0.8]],
                                 dtype=torch.float64),))]
-    try:
-        return compare("tfidf", student, decompose.tfidf_scores, cases, rtol=1e-9, atol=1e-12)
-    except CheckFailed as error:
-        raise CheckFailed(f"{error}\nReminder: a token in every class has idf ln(K/K) = 0; "
-                          "normalize each class's scores to sum to 1 at the end; a class whose "
-                          "scores are all 0 stays all 0 (no 0/0).") from None
+    return compare("tfidf", student, decompose.tfidf_scores, cases, rtol=1e-9, atol=1e-12,
+                   points=points, part=part,
+                   reminder="Reminder: a token in every class has idf ln(K/K) = 0; normalize "
+                            "each class's scores to sum to 1 at the end; a class whose scores "
+                            "are all 0 stays all 0 (no 0/0).")

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from .. import lm
-from . import Case, CheckFailed, compare
+from . import Case, CheckFailed, call_student, compare, describe, grade_failure
 
 
 def _diagnose(student: Callable[..., Any]) -> None:
@@ -17,20 +17,15 @@ def _diagnose(student: Callable[..., Any]) -> None:
     gen = torch.Generator().manual_seed(11)
     q = torch.randn(1, 6, 4, generator=gen, dtype=torch.float64)
     k = torch.randn(1, 6, 4, generator=gen, dtype=torch.float64)
-    try:
-        got = student(q, k)
-    except NotImplementedError:
-        raise
-    except Exception as error:  # the student's code failing is information
-        raise CheckFailed(f"causal_attention raised {type(error).__name__}: {error} — on "
-                          "q, k of shape [1, 6, 4]") from error
-    if not isinstance(got, torch.Tensor):
-        raise CheckFailed(f"causal_attention must return a torch.Tensor, got {type(got).__name__}")
+    got = call_student("causal_attention", student, (q, k), label="q, k of shape [1, 6, 4]")
+    if not isinstance(got, torch.Tensor) or got.dtype != torch.float64:
+        raise CheckFailed(f"causal_attention: for float64 q, k you returned {describe(got)}; "
+                          "return the weights as a float64 torch.Tensor")
     if tuple(got.shape) != (1, 6, 6):
         raise CheckFailed(f"causal_attention: for q, k of shape [1, 6, 4] the weights must have "
                           f"shape [1, 6, 6] (one row per query, one column per key), got "
                           f"{list(got.shape)}")
-    got = got.detach().double()
+    got = got.detach()
     ref = lm.causal_attention(q, k)
     future = torch.ones(6, 6, dtype=torch.bool).triu(1)
     if got[0][future].abs().max() > 1e-9:
@@ -61,11 +56,21 @@ def _diagnose(student: Callable[..., Any]) -> None:
                           f"must be divided by √d (here √4 = {math.sqrt(4):g}) before the softmax.")
 
 
-def check_causal_attention(student: Callable[..., Any]) -> str:
+def check_causal_attention(student: Callable[..., Any], *, points: float | None = None,
+                           part: str | None = None) -> Any:
     """``student(q, k)`` with ``q, k [B, L, d]`` must return the attention weights ``[B, L, L]``
     of the authors' model: ``softmax(q kᵀ/√d + mask)`` with query ``i`` seeing keys ``0..i``,
-    itself included (:func:`scansnap.lm.causal_attention`)."""
-    _diagnose(student)
+    itself included (:func:`scansnap.lm.causal_attention`). One revealing input first names the
+    usual mistakes (no mask, self excluded, softmax over the queries, no √d scaling, NaN).
+    ``points``/``part``: see :func:`scansnap.checks.compare`."""
+    if not callable(student):
+        raise CheckFailed(f"causal_attention: expected a function, got {describe(student)}")
+    try:
+        _diagnose(student)
+    except CheckFailed as failure:
+        if points is None:
+            raise
+        return grade_failure("causal_attention", failure, points)
     gen = torch.Generator().manual_seed(6)
 
     def rand(B: int, L: int, d: int, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,4 +87,5 @@ def check_causal_attention(student: Callable[..., Any]) -> str:
                                                                 rand(2, 6, 3)[1])),
              Case("large scores (overflow-safe softmax)", rand(2, 8, 4, scale=40.0)),
              Case("35 positions, d=200 (the chapter's size)", rand(1, 35, 200))]
-    return compare("causal_attention", student, lm.causal_attention, cases, rtol=1e-7, atol=1e-10)
+    return compare("causal_attention", student, lm.causal_attention, cases, rtol=1e-7, atol=1e-10,
+                   points=points, part=part)
