@@ -5,6 +5,7 @@ Run after `jb build . -W -n --keep-going --all` (tools/setup_and_build.sh does b
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -88,3 +89,49 @@ def test_launch_buttons_open_the_ipynb_twin(page):
     assert f"urlpath=lab/tree/{page}.ipynb" in html, f"{page}: no Binder link to {name}.ipynb"
     assert f"colab.research.google.com/github/" in html and f"/{page}.ipynb" in html, (
         f"{page}: no Colab link to {name}.ipynb")
+
+
+CHAPTER_NUMBERED_LABEL = re.compile(
+    r"\b(Theorem|Lemma|Corollary|Definition|Assumption|Remark|Proposition|Conjecture|Axiom|"
+    r"Criterion|Property|Observation|Algorithm)s?(\s|&nbsp;|&#160;)+\d+\.\d+\b")
+
+
+class _Text(HTMLParser):
+    """The text a reader sees (script and style contents left out)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        self._skip += tag in ("script", "style")
+
+    def handle_endtag(self, tag):
+        self._skip -= tag in ("script", "style") and self._skip > 0
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def page_text(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    return " ".join(" ".join(parser.parts).split())
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_no_chapter_numbered_theorem_label_reaches_the_page(page):
+    """sphinx-proof numbers boxes per chapter ("Theorem 6.1"); the book uses the paper's numbers
+    ("Theorem 4", CONVENTIONS.md §3), so no such label may appear in a page's text."""
+    found = sorted({match[0] for match in CHAPTER_NUMBERED_LABEL.finditer(page_text(html_of(page)))})
+    assert not found, f"{page} shows chapter-numbered labels {found}: use :nonumber: and the paper's name"
+
+
+def test_page_text_finds_a_numbered_label():
+    # The pattern the test above relies on, on what sphinx-proof writes for a numbered box.
+    html = ('<p class="admonition-title">Theorem 6.1 (Scan and snap)</p><script>"Lemma 2.1"'
+            '</script><a href="#x">Lemma&nbsp;3.2</a> Theorem 4 Eqn 5.1')
+    found = [m[0] for m in CHAPTER_NUMBERED_LABEL.finditer(page_text(html))]
+    assert found == ["Theorem 6.1", "Lemma 3.2"]
