@@ -11,7 +11,8 @@ Lemma 18: the empirical frequency of each token is within ``√(ln(2/δ) / (2(T 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,10 +21,13 @@ import torch
 from . import theory
 from ._validate import as_int_list, check_float, check_int, check_tensor
 from .data import SequenceClasses
+from .figures.ydynamics import ch3_classes
+from .sweeps import PANELS
 from .figures import FigureResult
 from .plots import class_color, class_rgb, freeze_layout, new_figure, sequence_rgb
 
-__all__ = ["attention_from_counts", "lemma18_bound", "lemma2_convergence", "ClassExplorer"]
+__all__ = ["attention_from_counts", "lemma18_bound", "lemma2_convergence", "ClassExplorer",
+           "Assumption2", "assumption2", "assumption2_table", "book_datasets"]
 
 
 def attention_from_counts(z_row: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -222,3 +226,78 @@ class ClassExplorer:
         self.ax_s.set_title(f"{self.num_sequences} sampled sequences (T = {self.seq_len})",
                             fontsize=9)
         return classes
+
+
+@dataclass(frozen=True)
+class Assumption2:
+    """Assumption 2 (weak correlations, Section 4) for one data set: ``M ≫ K²`` and
+    ``FᵀF = I + E`` with ``|λ_1(E)| < 1/K`` (the largest eigenvalue in magnitude) and
+    ``|λ_i(E)| ≥ 6/√M`` for all ``i`` (a constant reconstructed from the paper's garbled text).
+    ``eigenvalues`` are those of ``E``, ascending."""
+
+    M: int
+    K: int
+    eigenvalues: np.ndarray
+
+    @property
+    def largest(self) -> float:
+        return float(np.abs(self.eigenvalues).max())
+
+    @property
+    def smallest(self) -> float:
+        return float(np.abs(self.eigenvalues).min())
+
+    @property
+    def M_over_K2(self) -> float:
+        return self.M / self.K**2
+
+    @property
+    def weak_correlation(self) -> bool:
+        """``|λ_1(E)| < 1/K``: the classes' attention vectors are nearly orthogonal."""
+        return self.largest < 1 / self.K
+
+    @property
+    def eigenvalue_floor(self) -> bool:
+        """``|λ_i(E)| ≥ 6/√M`` for every ``i`` (the reconstructed constant)."""
+        return self.smallest >= 6 / math.sqrt(self.M)
+
+
+def assumption2(classes: SequenceClasses, Z: torch.Tensor | None = None) -> Assumption2:
+    """Assumption 2 for ``classes`` with attention logits ``Z`` (``[M, M]``; default ``Z = 0``,
+    the theory's initialization, where ``f_n = P(· | n)/‖P(· | n)‖``). ``E = FᵀF − I`` with
+    ``F = [f_1 … f_K]`` (Section 4, Eqn 7 onwards)."""
+    if not isinstance(classes, SequenceClasses):
+        raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
+    probs = classes.probs()
+    if Z is None:
+        Z = torch.zeros(classes.M, classes.M, dtype=torch.float64)
+    Z = check_tensor("Z", Z, shape=(classes.M, classes.M)).double()
+    c = theory.attention_limit(probs, Z, classes.query_tokens)
+    f = theory.normalized_attention(c)
+    E = f @ f.T - torch.eye(classes.K, dtype=torch.float64)
+    return Assumption2(classes.M, classes.K, torch.linalg.eigvalsh(E).numpy())
+
+
+def assumption2_table(datasets: Mapping[str, SequenceClasses]) -> str:
+    """A Markdown table of Assumption 2 at ``Z = 0`` for each named data set (display it with
+    ``IPython.display.Markdown``): ``M/K²``, ``max|λ(E)|`` against ``1/K``, ``min|λ(E)|``
+    against ``6/√M``."""
+    rows = ["| data set | M | K | M/K² | max abs λ(E) | 1/K | holds | min abs λ(E) | 6/√M | holds |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, classes in datasets.items():
+        a = assumption2(classes)
+        rows.append(f"| {name} | {a.M} | {a.K} | {a.M_over_K2:.1f} | {a.largest:.3f} | "
+                    f"{1 / a.K:.3f} | {'yes' if a.weak_correlation else 'no'} | "
+                    f"{a.smallest:.3f} | {6 / math.sqrt(a.M):.3f} | "
+                    f"{'yes' if a.eigenvalue_floor else 'no'} |")
+    return "\n".join(rows)
+
+
+def book_datasets() -> dict[str, SequenceClasses]:
+    """The synthetic data sets the book trains on, by name: Syn-Small (chapters 1–4, Figs 4–5),
+    chapter 3's weakly correlated classes, and the Syn-Medium panels of Fig 6 (chapter 5)."""
+    datasets = {"Syn-Small (ch. 1–4)": SequenceClasses(), "ch. 3's classes": ch3_classes()}
+    for q in PANELS:
+        datasets[f"Syn-Medium, {q} quer{'y' if q == 1 else 'ies'} (ch. 5)"] = SequenceClasses(num_queries=q,
+                                                                         next_per_query=2)
+    return datasets
