@@ -266,3 +266,27 @@ def test_one_step_explorer_and_frame_reference():
     assert len(fig.axes) == 1
     with pytest.raises(TypeError, match="Figure"):
         plots.freeze_layout("figure")
+
+
+def test_assumption2_eigenvalues_of_E():
+    # Two classes: E = [[0, r], [r, 0]] with r = f_1·f_2, so |λ| = r for both eigenvalues.
+    small = SequenceClasses()
+    p = small.probs()
+    r = float((p[0] @ p[1]) / (p[0].norm() * p[1].norm()))
+    a = setting.assumption2(small)
+    assert a.largest == pytest.approx(r, rel=1e-12) and a.smallest == pytest.approx(r, rel=1e-12)
+    assert a.M_over_K2 == small.M / 4 and not a.weak_correlation  # r ≈ 0.72 > 1/K = 0.5
+    # No common tokens: orthogonal classes, E = 0.
+    orthogonal = setting.assumption2(SequenceClasses(num_queries=1, next_per_query=3, num_common=0))
+    assert orthogonal.largest < 1e-12 and orthogonal.weak_correlation
+    # Attention away from the common tokens decorrelates the classes.
+    Z = torch.zeros(small.M, small.M, dtype=torch.float64)
+    Z[small.query_tokens[:, None], small.common_tokens(0)] = -5.0
+    assert setting.assumption2(small, Z).largest < a.largest
+    with pytest.raises(TypeError, match="classes"):
+        setting.assumption2("Syn-Small")
+    with pytest.raises(ValueError, match="Z"):
+        setting.assumption2(small, torch.zeros(3, 3))
+    table = setting.assumption2_table(setting.book_datasets())
+    assert table.count("\n") == 1 + len(setting.book_datasets())
+    assert f"| Syn-Small (ch. 1–4) | {small.M} | 2 | {small.M / 4:.1f} | {r:.3f} |" in table
