@@ -139,15 +139,15 @@ def lemma2_convergence(
     ax.loglog(T_arr, guide, "k--", lw=1, label="$\\propto T^{-1/2}$")
     ax.set_xlabel("sequence length $T$")
     ax.set_ylabel("$\\|X^\\top b_T - c_n\\|_1$")
-    ax.set_title(f"Lemma 2: attention over $T-1$ tokens → $c_n$ (class {n + 1})", fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(f"Lemma 2: attention over $T-1$ tokens → $c_n$ (class {n + 1})", fontsize="medium")
+    ax.legend(fontsize="small", frameon=False)
     bx.loglog(T_arr, bound, "k-", lw=1.5, label=f"Lemma 18 bound, δ = {delta:g}")
     bx.loglog(T_arr, freq_q, "s-", color=color,
               label=f"measured: {1 - delta:.0%} quantile of $\\max_l |q_l - P(l|n)|$")
     bx.set_xlabel("sequence length $T$")
     bx.set_ylabel("frequency error")
-    bx.set_title("Empirical token frequencies vs Lemma 18", fontsize=10)
-    bx.legend(fontsize=8, frameon=False)
+    bx.set_title("Empirical token frequencies vs Lemma 18", fontsize="medium")
+    bx.legend(fontsize="small", frameon=False)
     for panel in (ax, bx):
         panel.spines[["top", "right"]].set_visible(False)
     data = dict(T=Ts, l1_mean=l1_mean, l1_q05=l1_q05, l1_q95=l1_q95, slope=slope,
@@ -197,12 +197,12 @@ class ClassExplorer:
         self.image_p = self.ax_p.imshow(blank, aspect="auto", interpolation="nearest")
         self.image_s = self.ax_s.imshow(blank, aspect="auto", interpolation="nearest")
         self.ax_p.set_xlabel("token id $l$ (top strip: kind; grey common, coloured distinct, "
-                             "black query, red next)", fontsize=8)
+                             "black query, purple next)", fontsize="small")
         self.ax_s.set_xlabel("position $t$ (the last two cells: query $x_T$, next token $x_{T+1}$)",
-                             fontsize=8)
-        self.ax_p.set_ylabel("class $n$", fontsize=8)
+                             fontsize="small")
+        self.ax_p.set_ylabel("class $n$", fontsize="small")
         for ax in (self.ax_p, self.ax_s):
-            ax.tick_params(labelsize=7)
+            ax.tick_params(labelsize="small")
         self.update()
         freeze_layout(self.figure)  # redraws only change images and labels: keep the layout
 
@@ -215,7 +215,7 @@ class ClassExplorer:
         shown = [0] + list(range(1, classes.K + 1, stride))
         self.ax_p.set_yticks(shown, ["kind"] + [str(n) for n in shown[1:]])
         self.ax_p.set_title(f"$P(l\\mid n)$ (shade): M = {classes.M} tokens, K = {classes.K} "
-                            f"classes, {len(classes.common_tokens(0))} common per class", fontsize=9)
+                            f"classes, {len(classes.common_tokens(0))} common per class", fontsize="medium")
         g = torch.Generator().manual_seed(self.seed)
         contexts, queries, targets = classes.sample(self.num_sequences, self.seq_len, g)
         seq = sequence_rgb(classes, contexts, queries, targets)
@@ -224,7 +224,7 @@ class ClassExplorer:
         self.ax_s.set_yticks(range(self.num_sequences),
                              [f"seq {b + 1}" for b in range(self.num_sequences)])
         self.ax_s.set_title(f"{self.num_sequences} sampled sequences (T = {self.seq_len})",
-                            fontsize=9)
+                            fontsize="medium")
         return classes
 
 

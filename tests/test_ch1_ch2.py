@@ -290,3 +290,27 @@ def test_assumption2_eigenvalues_of_E():
     table = setting.assumption2_table(setting.book_datasets())
     assert table.count("\n") == 1 + len(setting.book_datasets())
     assert f"| Syn-Small (ch. 1–4) | {small.M} | 2 | {small.M / 4:.1f} | {r:.3f} |" in table
+
+
+def test_book_style_is_applied_and_colour_blind_safe():
+    import matplotlib as mpl
+
+    okabe_ito = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442",
+                 "#000000"]
+    plots.use_book_style()
+    assert plots.BOOK_STYLE.is_file()
+    assert mpl.rcParams["font.size"] >= 11 and mpl.rcParams["xtick.labelsize"] >= 10
+    assert [c.upper() for c in mpl.rcParams["axes.prop_cycle"].by_key()["color"]] == okabe_ito
+    assert mpl.colors.to_hex(mpl.rcParams["savefig.facecolor"]) == "#ffffff"  # dark-mode legible
+    classes = SequenceClasses()
+    for n in range(classes.K):
+        assert plots.class_color(n).upper() in okabe_ito
+    run = train(classes, eta_y=1.0, eta_z=1.0, steps=4, seeds=[1], record_every=2)
+    for figure in (plots.plot_run_summary(run), plots.plot_class_probs(classes)):
+        for ax in figure.axes:
+            if ax.get_label() == "<colorbar>":
+                continue
+            assert ax.get_xlabel() or not ax.get_xticks().size, f"unlabelled x axis in {ax}"
+            # every tick label is at least the style's small size
+            for label in ax.get_xticklabels() + ax.get_yticklabels():
+                assert label.get_fontsize() >= 0.69 * mpl.rcParams["font.size"]
