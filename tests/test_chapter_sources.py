@@ -18,9 +18,11 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import core_path_stats  # noqa: E402
 
-COVERED = ["ch1_setting", "ch2_reparameterization", "ch3_y_dynamics", "ch6_wikitext"]
+from book_site import CONVENTION_CHAPTERS  # noqa: E402
+
+COVERED = [Path(page).name for page in CONVENTION_CHAPTERS]
 MAX_LINES, MAX_COLUMNS = 12, 88
-PAPER_TITLE = re.compile(r"^(Theorem|Lemma|Lemmas|Corollary|Definition|Assumption|Assumptions|"
+PAPER_TITLE = re.compile(r"^(Theorem|Theorems|Lemma|Lemmas|Corollary|Definition|Assumption|Assumptions|"
                          r"Remark|Proposition|Eqn) [0-9A-Z(§]|^Book result: ")
 CHAPTER_NUMBERED = re.compile(
     r"\b(Theorem|Lemma|Corollary|Definition|Assumption|Remark|Proposition)s?\s+\d+\.\d+\b")

@@ -10,7 +10,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from book_site import HTML, MISSING_SITE, NO_SITE, ROOT, chapter_pages, html_of, image_frames, toc_pages, widget_state
+from book_site import (CONVENTION_CHAPTERS, HTML, MISSING_SITE, NO_SITE, ROOT, chapter_pages,
+                       html_of, image_frames, toc_pages, widget_state)
 
 pytestmark = [pytest.mark.book, pytest.mark.skipif(MISSING_SITE, reason=NO_SITE)]
 
@@ -135,3 +136,25 @@ def test_page_text_finds_a_numbered_label():
             '</script><a href="#x">Lemma&nbsp;3.2</a> Theorem 4 Eqn 5.1')
     found = [m[0] for m in CHAPTER_NUMBERED_LABEL.finditer(page_text(html))]
     assert found == ["Theorem 6.1", "Lemma 3.2"]
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.alts: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img" and "_images/" in (attrs.get("src") or ""):
+            self.alts.append((attrs.get("src", ""), attrs.get("alt") or ""))
+
+
+@pytest.mark.parametrize("page", CONVENTION_CHAPTERS)
+def test_every_figure_has_alt_text(page):
+    """Each executed figure carries a description (cell metadata mystnb.image.alt, or the :alt:
+    of a glue:figure), not the file name myst-nb writes by default."""
+    parser = _Images()
+    parser.feed(html_of(page))
+    assert parser.alts, f"{page}: no figure"
+    missing = [src for src, alt in parser.alts if len(alt) < 20 or alt.startswith("_images/")]
+    assert not missing, f"{page}: figures without alt text: {missing}"
