@@ -149,3 +149,50 @@ def test_notation_page_names_exist_in_the_package():
     assert len(names) > 20, names
     missing = [name for name in sorted(names) if _resolve(name) is None]
     assert not missing, f"notation.md names what scansnap does not have: {missing}"
+
+
+def test_core_path_stats_counts_only_the_core_path(tmp_path):
+    page = tmp_path / "chX.md"
+    page.write_text("""---
+kernelspec:
+  name: python3
+---
+# Title
+
+Two words {glue:text}`a:.2f` and $x^2 + y$ here.
+
+```{code-cell} ipython3
+x = 1
+y = 2
+```
+
+```{code-cell} ipython3
+:tags: [remove-cell]
+
+glue("a", 1.0)
+```
+
+:::{dropdown} Going deeper — hidden
+Many many many words {glue:text}`b` here.
+:::
+
+## Going deeper: side
+
+Side words {glue:text}`c`.
+
+```{code-cell} ipython3
+:tags: [hide-cell]
+
+z = 3
+```
+
+## Summary
+
+Done {glue:text}`a`.
+""")
+    stats = core_path_stats.stats(page)
+    # "Title", "Two words NUMBER and MATH here", "Summary", "Done NUMBER"
+    assert stats.words == 1 + 6 + 1 + 2
+    assert stats.glued_numbers == 2
+    assert stats.visible_code_lines == 2 and stats.longest_visible_cell == 2
+    assert stats.widest_visible_line == len("x = 1")
