@@ -10,6 +10,7 @@ Lemma 18: the empirical frequency of each token is within ``√(ln(2/δ) / (2(T 
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -279,18 +280,21 @@ def assumption2(classes: SequenceClasses, Z: torch.Tensor | None = None) -> Assu
 
 
 def assumption2_table(datasets: Mapping[str, SequenceClasses]) -> str:
-    """A Markdown table of Assumption 2 at ``Z = 0`` for each named data set (display it with
-    ``IPython.display.Markdown``): ``M/K²``, ``max|λ(E)|`` against ``1/K``, ``min|λ(E)|``
-    against ``6/√M``."""
-    rows = ["| data set | M | K | M/K² | max abs λ(E) | 1/K | holds | min abs λ(E) | 6/√M | holds |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    """An HTML table of Assumption 2 at ``Z = 0`` for each named data set (show it with
+    ``IPython.display.HTML``): ``M/K²``, ``max|λ(E)|`` against ``1/K``, ``min|λ(E)|`` against
+    ``6/√M``, and whether each condition holds."""
+    head = ("data set", "M", "K", "M/K²", "max |λ(E)|", "1/K", "holds", "min |λ(E)|", "6/√M",
+            "holds")
+    rows = []
     for name, classes in datasets.items():
         a = assumption2(classes)
-        rows.append(f"| {name} | {a.M} | {a.K} | {a.M_over_K2:.1f} | {a.largest:.3f} | "
-                    f"{1 / a.K:.3f} | {'yes' if a.weak_correlation else 'no'} | "
-                    f"{a.smallest:.3f} | {6 / math.sqrt(a.M):.3f} | "
-                    f"{'yes' if a.eigenvalue_floor else 'no'} |")
-    return "\n".join(rows)
+        cells = (html.escape(name), a.M, a.K, f"{a.M_over_K2:.1f}", f"{a.largest:.3f}",
+                 f"{1 / a.K:.3f}", "yes" if a.weak_correlation else "no", f"{a.smallest:.3f}",
+                 f"{6 / math.sqrt(a.M):.3f}", "yes" if a.eigenvalue_floor else "no")
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    header = "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
+    return (f'<table class="table"><thead>{header}</thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 def book_datasets() -> dict[str, SequenceClasses]:

@@ -78,12 +78,6 @@ class Visit:
         page.wait_for_load_state("networkidle")
         expand_hidden(page)
 
-
-def expand_hidden(page) -> None:
-    """Open every collapsed block — hide-cell cells and "Going deeper" dropdowns are <details>
-    elements — so that what they hold (widgets, scrubbers, figures) renders and can be tested."""
-    page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
-
     def _check_local(self, request) -> None:
         url = urlparse(request.url)
         if url.scheme in ("http", "https", "ws", "wss") and url.netloc != self.host:
@@ -91,6 +85,12 @@ def expand_hidden(page) -> None:
 
     def unexpected_errors(self) -> list[str]:
         return [e for e in self.errors if not any(known in e for known in KNOWN_PAGE_ERRORS)]
+
+
+def expand_hidden(page) -> None:
+    """Open every collapsed block — hide-cell cells and "Going deeper" dropdowns are <details>
+    elements — so that what they hold (widgets, scrubbers, figures) renders and can be tested."""
+    page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
 
 
 def visible_frame(page, scrubber) -> bytes:

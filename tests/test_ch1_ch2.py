@@ -288,8 +288,9 @@ def test_assumption2_eigenvalues_of_E():
     with pytest.raises(ValueError, match="Z"):
         setting.assumption2(small, torch.zeros(3, 3))
     table = setting.assumption2_table(setting.book_datasets())
-    assert table.count("\n") == 1 + len(setting.book_datasets())
-    assert f"| Syn-Small (ch. 1–4) | {small.M} | 2 | {small.M / 4:.1f} | {r:.3f} |" in table
+    assert table.count("<tr>") == 1 + len(setting.book_datasets())
+    assert (f"<td>Syn-Small (ch. 1–4)</td><td>{small.M}</td><td>2</td><td>{small.M / 4:.1f}</td>"
+            f"<td>{r:.3f}</td>") in table
 
 
 def test_book_style_is_applied_and_colour_blind_safe():
