@@ -142,7 +142,7 @@ def plot_class_probs(classes: SequenceClasses, *, ax: Axes | None = None,
     row. ``annotate=True`` writes the probabilities in the cells (small vocabularies only).
     """
     _check_classes(classes)
-    fig, ax = _figure_and_axes(ax, width=min(12.0, 2.0 + 0.3 * classes.M),
+    fig, ax = _figure_and_axes(ax, width=min(9.0, 1.5 + 0.22 * classes.M),
                                height=1.6 + 0.45 * classes.K)
     probs = classes.probs().numpy()
     K, M = probs.shape
