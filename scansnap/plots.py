@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from pathlib import Path
 
+import matplotlib.style
 import matplotlib.colors as mcolors
 import numpy as np
 import torch
@@ -27,13 +29,27 @@ from .metrics import common_mass
 
 __all__ = ["TOKEN_KINDS", "KIND_COLORS", "token_kinds", "class_color", "plot_class_probs",
            "plot_sequences", "plot_attention", "plot_run_summary", "class_rgb", "sequence_rgb",
-           "new_figure", "BookFigure", "freeze_layout"]
+           "new_figure", "BookFigure", "freeze_layout", "BOOK_STYLE", "use_book_style"]
 
 TOKEN_KINDS = ("common", "distinct", "query", "next", "unused")
-KIND_COLORS = {"common": "#9a9a9a", "distinct": "#1f77b4", "query": "#222222",
-               "next": "#d62728", "unused": "#ffffff"}
-_CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-                 "#bcbd22"]
+BOOK_STYLE = Path(__file__).with_name("scansnap.mplstyle")
+# Okabe-Ito (colour-blind safe), as in the style file; reddish purple marks next tokens, so
+# classes use it last.
+KIND_COLORS = {"common": "#9a9a9a", "distinct": "#0072B2", "query": "#222222",
+               "next": "#CC79A7", "unused": "#ffffff"}
+_CLASS_COLORS = ["#0072B2", "#E69F00", "#009E73", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+                 "#CC79A7"]
+
+
+def use_book_style() -> None:
+    """Apply the book's figure style (``scansnap.mplstyle``: font sizes readable at the page
+    width, the Okabe-Ito colour-blind-safe palette, opaque white backgrounds that stay legible in
+    the theme's dark mode) to every figure drawn from now on. Called when this module is
+    imported, so every scansnap figure module uses it."""
+    matplotlib.style.use(BOOK_STYLE)
+
+
+use_book_style()
 
 
 class BookFigure(Figure):
@@ -122,11 +138,11 @@ def plot_class_probs(classes: SequenceClasses, *, ax: Axes | None = None,
     """Heat map of ``P(l | n)`` (classes × all ``M`` token ids) with each token's kind marked.
 
     A strip above the map colours every token id by kind (common grey, distinct in its class's
-    colour, query black, next red); the query and next token of each class are outlined in its
+    colour, query black, next purple); the query and next token of each class are outlined in its
     row. ``annotate=True`` writes the probabilities in the cells (small vocabularies only).
     """
     _check_classes(classes)
-    fig, ax = _figure_and_axes(ax, width=min(12.0, 2.0 + 0.3 * classes.M),
+    fig, ax = _figure_and_axes(ax, width=min(9.0, 1.5 + 0.22 * classes.M),
                                height=1.6 + 0.45 * classes.K)
     probs = classes.probs().numpy()
     K, M = probs.shape
@@ -152,19 +168,20 @@ def plot_class_probs(classes: SequenceClasses, *, ax: Axes | None = None,
     ax.set_yticks(range(K), [f"class {n + 1}" for n in range(K)])
     step = 1 if M <= 40 else 5 if M <= 200 else 20
     ax.set_xticks(range(0, M, step))
-    ax.tick_params(axis="x", labelsize=7)
+    ax.tick_params(axis="x", labelsize="x-small")
     ax.set_xlabel("token id $l$")
     ax.set_title(title if title is not None else
-                 f"$P(l\\mid n)$: M = {M} tokens, K = {K} classes", fontsize=10)
+                 f"$P(l\\mid n)$: M = {M} tokens, K = {K} classes", fontsize="medium")
     fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01, label="$P(l\\mid n)$")
     handles = [Patch(color=KIND_COLORS["common"], label="common"),
                Patch(color=class_color(0), label="distinct (class colour)"),
                Patch(color=KIND_COLORS["query"], label="query $\\psi(n)$"),
                Patch(color=KIND_COLORS["next"], label="next token $n$")]
     if fig.get_layout_engine() is not None and ax is fig.axes[0]:
-        fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=7, frameon=False)
+        fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize="small",
+                   frameon=False)
     else:
-        ax.legend(handles=handles, loc="upper right", fontsize=7)
+        ax.legend(handles=handles, loc="upper right", fontsize="small")
     return fig
 
 
@@ -211,13 +228,14 @@ def plot_sequences(classes: SequenceClasses, contexts: torch.Tensor, queries: to
     right = shown + (1 if shown < L else 0) + 3.0
     ax.set_xlim(-0.2, right)
     ax.set_ylim(B, -0.15)
-    ax.set_yticks([b + 0.45 for b in range(B)], [f"seq {b + 1}" for b in range(B)], fontsize=8)
+    ax.set_yticks([b + 0.45 for b in range(B)], [f"seq {b + 1}" for b in range(B)],
+                  fontsize="small")
     ax.set_xticks([])
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)
     ax.set_title(title if title is not None else
                  f"{B} sampled sequences (T − 1 = {L} contextual tokens; first {shown} shown), "
-                 "query $x_T$ → next $x_{T+1}$", fontsize=9)
+                 "query $x_T$ → next $x_{T+1}$", fontsize="medium")
     return fig
 
 
@@ -262,12 +280,12 @@ def plot_attention(classes: SequenceClasses, c: torch.Tensor, *, ax: Axes | None
         panel.set_ylim(0, top)
         panel.set_ylabel(f"class {n + 1}\n$c_{{l\\mid {n + 1}}}$", color=class_color(n))
         panel.spines[["top", "right"]].set_visible(False)
-    axes[-1].set_xticks(x, [str(l) for l in contextual], fontsize=6)
+    axes[-1].set_xticks(x, [str(l) for l in contextual], fontsize="x-small")
     axes[-1].set_xlabel("contextual token id $l$ (grey: common, coloured: distinct)")
     if title is not None:
-        axes[0].set_title(title, fontsize=10, loc="left")
+        axes[0].set_title(title, fontsize="medium", loc="left")
     if reference is not None:
-        axes[0].legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False,
+        axes[0].legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False,
                        borderaxespad=0.1)
     return fig
 
@@ -315,7 +333,7 @@ def plot_run_summary(run: Run, runs: Sequence[int] | None = None,
             first = int(np.argmin(finite))
             ax.axvline(first, color=color, ls=":", lw=1)
             ax.text(first, ax.get_ylim()[1] if ax.get_ylim()[1] > 0 else 1.0, " diverged",
-                    color=color, fontsize=7, va="top")
+                    color=color, fontsize="small", va="top")
         Z = run.Z[r]
         ok = torch.isfinite(Z).flatten(1).all(1)
         mass = common_mass(run.classes, Z[ok]).double().numpy()  # [S_ok, K]
@@ -324,21 +342,21 @@ def plot_run_summary(run: Run, runs: Sequence[int] | None = None,
                     label=f"{name}, class {n + 1}" if len(chosen) > 1 else f"class {n + 1}")
     ax.set_xlabel("step $t$")
     ax.set_ylabel("training loss (batch)")
-    ax.set_title("Loss", fontsize=10)
+    ax.set_title("Loss")
     bx.set_xlabel("step $t$")
     bx.set_ylabel("$\\sum_{l \\in G_{CT}} c_{l\\mid n}$")
-    bx.set_title("Attention mass on common tokens", fontsize=10)
+    bx.set_title("Attention mass on common tokens")
     bx.set_ylim(0, 1.02)
     for panel in (ax, bx):
         panel.spines[["top", "right"]].set_visible(False)
-        panel.legend(fontsize=7, frameon=False)
+        panel.legend(fontsize="small", frameon=False)
     return fig
 
 
 def class_rgb(classes: SequenceClasses) -> np.ndarray:
     """``P(l | n)`` as an RGB image ``[K + 1, M, 3]`` for fast redraws: row 0 is the token-kind
     strip; row ``n + 1`` shades each token of class ``n``'s support in its kind's colour by
-    ``P(l | n) / max P`` and marks the class's query (black) and next token (red)."""
+    ``P(l | n) / max P`` and marks the class's query (black) and next token (purple)."""
     _check_classes(classes)
     probs = classes.probs().numpy()
     colors = np.array([mcolors.to_rgb(c) for c in _token_colors(classes)])  # [M, 3]

@@ -10,8 +10,10 @@ Lemma 18: the empirical frequency of each token is within ``√(ln(2/δ) / (2(T 
 
 from __future__ import annotations
 
+import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,10 +22,13 @@ import torch
 from . import theory
 from ._validate import as_int_list, check_float, check_int, check_tensor
 from .data import SequenceClasses
+from .figures.ydynamics import ch3_classes
+from .sweeps import PANELS
 from .figures import FigureResult
 from .plots import class_color, class_rgb, freeze_layout, new_figure, sequence_rgb
 
-__all__ = ["attention_from_counts", "lemma18_bound", "lemma2_convergence", "ClassExplorer"]
+__all__ = ["attention_from_counts", "lemma18_bound", "lemma2_convergence", "ClassExplorer",
+           "Assumption2", "assumption2", "assumption2_table", "book_datasets"]
 
 
 def attention_from_counts(z_row: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -135,15 +140,15 @@ def lemma2_convergence(
     ax.loglog(T_arr, guide, "k--", lw=1, label="$\\propto T^{-1/2}$")
     ax.set_xlabel("sequence length $T$")
     ax.set_ylabel("$\\|X^\\top b_T - c_n\\|_1$")
-    ax.set_title(f"Lemma 2: attention over $T-1$ tokens → $c_n$ (class {n + 1})", fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(f"Lemma 2: attention over $T-1$ tokens → $c_n$ (class {n + 1})", fontsize="medium")
+    ax.legend(fontsize="small", frameon=False)
     bx.loglog(T_arr, bound, "k-", lw=1.5, label=f"Lemma 18 bound, δ = {delta:g}")
     bx.loglog(T_arr, freq_q, "s-", color=color,
               label=f"measured: {1 - delta:.0%} quantile of $\\max_l |q_l - P(l|n)|$")
     bx.set_xlabel("sequence length $T$")
     bx.set_ylabel("frequency error")
-    bx.set_title("Empirical token frequencies vs Lemma 18", fontsize=10)
-    bx.legend(fontsize=8, frameon=False)
+    bx.set_title("Empirical token frequencies vs Lemma 18", fontsize="medium")
+    bx.legend(fontsize="small", frameon=False)
     for panel in (ax, bx):
         panel.spines[["top", "right"]].set_visible(False)
     data = dict(T=Ts, l1_mean=l1_mean, l1_q05=l1_q05, l1_q95=l1_q95, slope=slope,
@@ -193,12 +198,12 @@ class ClassExplorer:
         self.image_p = self.ax_p.imshow(blank, aspect="auto", interpolation="nearest")
         self.image_s = self.ax_s.imshow(blank, aspect="auto", interpolation="nearest")
         self.ax_p.set_xlabel("token id $l$ (top strip: kind; grey common, coloured distinct, "
-                             "black query, red next)", fontsize=8)
+                             "black query, purple next)", fontsize="small")
         self.ax_s.set_xlabel("position $t$ (the last two cells: query $x_T$, next token $x_{T+1}$)",
-                             fontsize=8)
-        self.ax_p.set_ylabel("class $n$", fontsize=8)
+                             fontsize="small")
+        self.ax_p.set_ylabel("class $n$", fontsize="small")
         for ax in (self.ax_p, self.ax_s):
-            ax.tick_params(labelsize=7)
+            ax.tick_params(labelsize="small")
         self.update()
         freeze_layout(self.figure)  # redraws only change images and labels: keep the layout
 
@@ -211,7 +216,7 @@ class ClassExplorer:
         shown = [0] + list(range(1, classes.K + 1, stride))
         self.ax_p.set_yticks(shown, ["kind"] + [str(n) for n in shown[1:]])
         self.ax_p.set_title(f"$P(l\\mid n)$ (shade): M = {classes.M} tokens, K = {classes.K} "
-                            f"classes, {len(classes.common_tokens(0))} common per class", fontsize=9)
+                            f"classes, {len(classes.common_tokens(0))} common per class", fontsize="medium")
         g = torch.Generator().manual_seed(self.seed)
         contexts, queries, targets = classes.sample(self.num_sequences, self.seq_len, g)
         seq = sequence_rgb(classes, contexts, queries, targets)
@@ -220,5 +225,83 @@ class ClassExplorer:
         self.ax_s.set_yticks(range(self.num_sequences),
                              [f"seq {b + 1}" for b in range(self.num_sequences)])
         self.ax_s.set_title(f"{self.num_sequences} sampled sequences (T = {self.seq_len})",
-                            fontsize=9)
+                            fontsize="medium")
         return classes
+
+
+@dataclass(frozen=True)
+class Assumption2:
+    """Assumption 2 (weak correlations, Section 4) for one data set: ``M ≫ K²`` and
+    ``FᵀF = I + E`` with ``|λ_1(E)| < 1/K`` (the largest eigenvalue in magnitude) and
+    ``|λ_i(E)| ≥ 6/√M`` for all ``i`` (a constant reconstructed from the paper's garbled text).
+    ``eigenvalues`` are those of ``E``, ascending."""
+
+    M: int
+    K: int
+    eigenvalues: np.ndarray
+
+    @property
+    def largest(self) -> float:
+        return float(np.abs(self.eigenvalues).max())
+
+    @property
+    def smallest(self) -> float:
+        return float(np.abs(self.eigenvalues).min())
+
+    @property
+    def M_over_K2(self) -> float:
+        return self.M / self.K**2
+
+    @property
+    def weak_correlation(self) -> bool:
+        """``|λ_1(E)| < 1/K``: the classes' attention vectors are nearly orthogonal."""
+        return self.largest < 1 / self.K
+
+    @property
+    def eigenvalue_floor(self) -> bool:
+        """``|λ_i(E)| ≥ 6/√M`` for every ``i`` (the reconstructed constant)."""
+        return self.smallest >= 6 / math.sqrt(self.M)
+
+
+def assumption2(classes: SequenceClasses, Z: torch.Tensor | None = None) -> Assumption2:
+    """Assumption 2 for ``classes`` with attention logits ``Z`` (``[M, M]``; default ``Z = 0``,
+    the theory's initialization, where ``f_n = P(· | n)/‖P(· | n)‖``). ``E = FᵀF − I`` with
+    ``F = [f_1 … f_K]`` (Section 4, Eqn 7 onwards)."""
+    if not isinstance(classes, SequenceClasses):
+        raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
+    probs = classes.probs()
+    if Z is None:
+        Z = torch.zeros(classes.M, classes.M, dtype=torch.float64)
+    Z = check_tensor("Z", Z, shape=(classes.M, classes.M)).double()
+    c = theory.attention_limit(probs, Z, classes.query_tokens)
+    f = theory.normalized_attention(c)
+    E = f @ f.T - torch.eye(classes.K, dtype=torch.float64)
+    return Assumption2(classes.M, classes.K, torch.linalg.eigvalsh(E).numpy())
+
+
+def assumption2_table(datasets: Mapping[str, SequenceClasses]) -> str:
+    """An HTML table of Assumption 2 at ``Z = 0`` for each named data set (show it with
+    ``IPython.display.HTML``): ``M/K²``, ``max|λ(E)|`` against ``1/K``, ``min|λ(E)|`` against
+    ``6/√M``, and whether each condition holds."""
+    head = ("data set", "M", "K", "M/K²", "max |λ(E)|", "1/K", "holds", "min |λ(E)|", "6/√M",
+            "holds")
+    rows = []
+    for name, classes in datasets.items():
+        a = assumption2(classes)
+        cells = (html.escape(name), a.M, a.K, f"{a.M_over_K2:.1f}", f"{a.largest:.3f}",
+                 f"{1 / a.K:.3f}", "yes" if a.weak_correlation else "no", f"{a.smallest:.3f}",
+                 f"{6 / math.sqrt(a.M):.3f}", "yes" if a.eigenvalue_floor else "no")
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    header = "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
+    return (f'<table class="table"><thead>{header}</thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def book_datasets() -> dict[str, SequenceClasses]:
+    """The synthetic data sets the book trains on, by name: Syn-Small (chapters 1–4, Figs 4–5),
+    chapter 3's weakly correlated classes, and the Syn-Medium panels of Fig 6 (chapter 5)."""
+    datasets = {"Syn-Small (ch. 1–4)": SequenceClasses(), "ch. 3's classes": ch3_classes()}
+    for q in PANELS:
+        datasets[f"Syn-Medium, {q} quer{'y' if q == 1 else 'ies'} (ch. 5)"] = SequenceClasses(num_queries=q,
+                                                                         next_per_query=2)
+    return datasets

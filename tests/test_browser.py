@@ -3,7 +3,10 @@
 For every page of the table of contents: it loads with zero failed requests and nothing fetched
 from outside the local server, no page errors (but the known THEBE_JS_URL one), widgets render,
 math is typeset with no errors (undefined macros included), and every scrubber changes the frame
-it shows when moved — the frame shown is checked byte for byte against the page's saved frames.
+it shows when moved — the frame shown is checked byte for byte against the page's saved frames
+(collapsed cells and "Going deeper" dropdowns are opened first). The restructured chapters are
+also read at a phone's width (no sideways scrolling, figures scale) and in the theme's dark mode
+(figures keep a light, opaque background).
 Never run `playwright install`: the tests use /usr/bin/chromium (apt-get install chromium).
 """
 
@@ -18,7 +21,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 import pytest
-from book_site import HTML, MISSING_SITE, NO_SITE, REQUIRED, html_of, image_frames, toc_pages, widget_state
+from book_site import (CONVENTION_CHAPTERS, HTML, MISSING_SITE, NO_SITE, REQUIRED, html_of,
+                       image_frames, toc_pages, widget_state)
 
 CHROMIUM = os.environ.get("SCANSNAP_CHROMIUM", "/usr/bin/chromium")
 # jupyter-book 1.x emits the sphinx-thebe inline script twice: harmless, on every page.
@@ -72,6 +76,7 @@ class Visit:
         page.on("pageerror", lambda e: self.errors.append(str(e)))
         page.goto(url, wait_until="load")
         page.wait_for_load_state("networkidle")
+        expand_hidden(page)
 
     def _check_local(self, request) -> None:
         url = urlparse(request.url)
@@ -80,6 +85,12 @@ class Visit:
 
     def unexpected_errors(self) -> list[str]:
         return [e for e in self.errors if not any(known in e for known in KNOWN_PAGE_ERRORS)]
+
+
+def expand_hidden(page) -> None:
+    """Open every collapsed block — hide-cell cells and "Going deeper" dropdowns are <details>
+    elements — so that what they hold (widgets, scrubbers, figures) renders and can be tested."""
+    page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
 
 
 def visible_frame(page, scrubber) -> bytes:
@@ -164,3 +175,61 @@ def test_live_widget_note_shows_only_in_the_book(site, page):
     Visit(page, f"{site}/book/intro.html")
     page.wait_for_selector(".scansnap-static-note", state="attached", timeout=15_000)
     assert page.locator(".scansnap-static-note").first.is_visible()
+
+
+PHONE = {"width": 390, "height": 844}  # a common phone's CSS viewport
+
+
+def convention_pages() -> list[str]:
+    """The chapters restructured to CONVENTIONS.md (their figures have alt text), and the
+    notation page."""
+    return [*CONVENTION_CHAPTERS, "book/notation"]
+
+
+@pytest.mark.parametrize("name", convention_pages())
+def test_page_fits_a_phone_without_sideways_scrolling(site, page, name):
+    """At a phone's width the page itself never scrolls sideways (code blocks, tables and
+    display math may scroll inside their own box), and every figure scales to the column."""
+    page.set_viewport_size(PHONE)
+    visit = Visit(page, f"{site}/{name}.html")
+    page.wait_for_timeout(500)
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"{name}: the page scrolls sideways by {overflow} px at {PHONE['width']} px"
+    too_wide = page.evaluate("""() => {
+        const main = document.querySelector('main') || document.body;
+        const limit = main.getBoundingClientRect().right + 1;
+        return [...main.querySelectorAll('img')]
+            .filter(img => img.offsetParent !== null && img.getBoundingClientRect().right > limit
+                    && !img.closest('.widget-subarea, .jupyter-widgets'))
+            .map(img => (img.getAttribute('src') || '').slice(0, 60));
+    }""")
+    assert not too_wide, f"{name}: figures wider than the column at phone width: {too_wide}"
+    assert not visit.unexpected_errors(), f"page errors: {visit.unexpected_errors()}"
+
+
+@pytest.mark.parametrize("name", convention_pages())
+def test_figures_stay_legible_in_dark_mode(site, page, name):
+    """In the theme's dark mode every figure keeps an opaque light background (no transparent
+    PNG showing dark text on the dark page) and is not colour-inverted."""
+    page.add_init_script("localStorage.setItem('theme', 'dark'); localStorage.setItem('mode', 'dark');")
+    Visit(page, f"{site}/{name}.html")
+    assert page.evaluate("() => document.documentElement.dataset.theme") == "dark"
+    figures = page.evaluate("""() => [...document.querySelectorAll('main img')]
+        .filter(img => img.complete && img.naturalWidth > 50 && /[.]png|^data:image[/]png/.test(img.src))
+        .map(img => {
+            const canvas = document.createElement('canvas');
+            canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+            const ctx = canvas.getContext('2d');
+            ctx.drawImage(img, 0, 0);
+            const [r, g, b, a] = ctx.getImageData(1, 1, 1, 1).data;
+            const shown = getComputedStyle(img);
+            return {src: img.src.slice(-40), alpha: a, light: (r + g + b) / 3,
+                    filter: shown.filter, background: shown.backgroundColor};
+        })""")
+    if name in CONVENTION_CHAPTERS:
+        assert figures, f"{name}: no figure found"
+    for figure in figures:
+        assert "invert" not in figure["filter"], f"{name}: {figure['src']} is colour-inverted"
+        opaque_light = figure["alpha"] == 255 and figure["light"] > 200
+        light_backing = figure["background"] in ("rgb(255, 255, 255)", "rgba(255, 255, 255, 1)")
+        assert opaque_light or light_backing, f"{name}: {figure} is not legible on a dark page"

@@ -266,3 +266,52 @@ def test_one_step_explorer_and_frame_reference():
     assert len(fig.axes) == 1
     with pytest.raises(TypeError, match="Figure"):
         plots.freeze_layout("figure")
+
+
+def test_assumption2_eigenvalues_of_E():
+    # Two classes: E = [[0, r], [r, 0]] with r = f_1·f_2, so |λ| = r for both eigenvalues.
+    small = SequenceClasses()
+    p = small.probs()
+    r = float((p[0] @ p[1]) / (p[0].norm() * p[1].norm()))
+    a = setting.assumption2(small)
+    assert a.largest == pytest.approx(r, rel=1e-12) and a.smallest == pytest.approx(r, rel=1e-12)
+    assert a.M_over_K2 == small.M / 4 and not a.weak_correlation  # r ≈ 0.72 > 1/K = 0.5
+    # No common tokens: orthogonal classes, E = 0.
+    orthogonal = setting.assumption2(SequenceClasses(num_queries=1, next_per_query=3, num_common=0))
+    assert orthogonal.largest < 1e-12 and orthogonal.weak_correlation
+    # Attention away from the common tokens decorrelates the classes.
+    Z = torch.zeros(small.M, small.M, dtype=torch.float64)
+    Z[small.query_tokens[:, None], small.common_tokens(0)] = -5.0
+    assert setting.assumption2(small, Z).largest < a.largest
+    with pytest.raises(TypeError, match="classes"):
+        setting.assumption2("Syn-Small")
+    with pytest.raises(ValueError, match="Z"):
+        setting.assumption2(small, torch.zeros(3, 3))
+    table = setting.assumption2_table(setting.book_datasets())
+    assert table.count("<tr>") == 1 + len(setting.book_datasets())
+    assert (f"<td>Syn-Small (ch. 1–4)</td><td>{small.M}</td><td>2</td><td>{small.M / 4:.1f}</td>"
+            f"<td>{r:.3f}</td>") in table
+
+
+def test_book_style_is_applied_and_colour_blind_safe():
+    import matplotlib as mpl
+
+    okabe_ito = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442",
+                 "#000000"]
+    plots.use_book_style()
+    assert plots.BOOK_STYLE.is_file()
+    assert mpl.rcParams["font.size"] >= 11 and mpl.rcParams["xtick.labelsize"] >= 10
+    assert [c.upper() for c in mpl.rcParams["axes.prop_cycle"].by_key()["color"]] == okabe_ito
+    assert mpl.colors.to_hex(mpl.rcParams["savefig.facecolor"]) == "#ffffff"  # dark-mode legible
+    classes = SequenceClasses()
+    for n in range(classes.K):
+        assert plots.class_color(n).upper() in okabe_ito
+    run = train(classes, eta_y=1.0, eta_z=1.0, steps=4, seeds=[1], record_every=2)
+    for figure in (plots.plot_run_summary(run), plots.plot_class_probs(classes)):
+        for ax in figure.axes:
+            if ax.get_label() == "<colorbar>":
+                continue
+            assert ax.get_xlabel() or not ax.get_xticks().size, f"unlabelled x axis in {ax}"
+            # every tick label is at least the style's small size
+            for label in ax.get_xticklabels() + ax.get_yticklabels():
+                assert label.get_fontsize() >= 0.69 * mpl.rcParams["font.size"]

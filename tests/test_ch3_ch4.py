@@ -482,3 +482,23 @@ def test_four_stages_are_measured_and_ordered():
     assert mass[s[1]] <= mass[0] - 0.5 * (mass[0] - mass[-1]) < mass[s[1] - 1]
     with pytest.raises(TypeError, match="run"):
         tk.four_stages("run")
+
+
+def test_lemma5_errors_zero_on_lemma5_and_positive_off_it():
+    M, K, eta_y = 40, 3, 1.0
+    steps = np.arange(30)
+    hs = theory.h_star(steps, M, eta_y / K)
+    exact = np.zeros((len(steps), K, K))
+    exact[:] = -hs[:, None, None]
+    for n in range(K):
+        exact[:, n, n] = (M - 1) * hs
+    shifted = exact.copy()
+    shifted[:, 0, 1] += 0.25
+    errors = yd.lemma5_errors({"exact": (exact, M), "shifted": (shifted, M)}, steps, K, eta_y)
+    assert errors["exact"]["max"] < 1e-12
+    assert errors["shifted"]["off_diagonal"] == pytest.approx(0.25)
+    assert errors["shifted"]["diagonal"] < 1e-12
+    with pytest.raises(ValueError, match="rows"):
+        yd.lemma5_errors({"bad": (exact[:, :2], M)}, steps, K, eta_y)
+    with pytest.raises(ValueError, match="eta_y"):
+        yd.lemma5_errors({"exact": (exact, M)}, steps, K, 0.0)

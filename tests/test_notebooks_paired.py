@@ -45,3 +45,45 @@ def test_twin_is_up_to_date_and_output_free(page):
 def test_no_orphan_twins():
     for twin in BOOK.glob("*.ipynb"):
         assert twin.with_suffix(".md").exists(), f"{twin.name} has no .md source"
+
+
+GOALS = BOOK / "_goals"
+
+
+@pytest.mark.parametrize("page", sync_notebooks.paired_pages(BOOK), ids=lambda p: p.name)
+def test_twin_shows_included_text_not_the_directive(page):
+    """Colab does not resolve MyST includes: the twin carries the goals' text itself."""
+    source = page.read_text(encoding="utf-8")
+    included = sync_notebooks.INCLUDE.findall(source)
+    twin = nbformat.read(page.with_suffix(".ipynb"), as_version=4) if page.with_suffix(
+        ".ipynb").exists() else sync_notebooks.twin_notebook(page)
+    markdown = "\n".join(cell.source for cell in twin.cells if cell.cell_type == "markdown")
+    assert "{include}" not in markdown, f"{page.name}: the twin shows a bare include directive"
+    for _fence, target in included:
+        text = (page.parent / target).read_text(encoding="utf-8").strip()
+        assert text in markdown, f"{page.name}: the twin lacks the text of {target}"
+
+
+def test_expand_includes_unwraps_the_goals_admonition(tmp_path):
+    (tmp_path / "_goals").mkdir()
+    (tmp_path / "_goals" / "g.md").write_text("- first goal\n- second goal\n")
+    page = ("# Title\n\n:::{admonition} After this chapter you can\n:class: tip\n"
+            "```{include} _goals/g.md\n```\n:::\n\nProse.")
+    expanded = sync_notebooks.expand_includes(page, tmp_path)
+    assert expanded == ("# Title\n\n**After this chapter you can**\n\n- first goal\n- second goal\n"
+                        "\nProse.")
+    with pytest.raises(FileNotFoundError, match="missing.md"):
+        sync_notebooks.expand_includes("```{include} missing.md\n```", tmp_path)
+
+
+def test_goal_files_are_not_pages_and_every_chapter_includes_its_own():
+    config = (ROOT / "_config.yml").read_text(encoding="utf-8")
+    assert '"book/_goals"' in config, "_config.yml must exclude book/_goals from the pages"
+    instructors = (BOOK / "instructors.md").read_text(encoding="utf-8")
+    for goals in sorted(GOALS.glob("*.md")):
+        chapter = BOOK / goals.name
+        assert chapter.exists(), f"{goals.name} has no chapter"
+        assert f"{{include}} _goals/{goals.name}" in chapter.read_text(encoding="utf-8"), (
+            f"{chapter.name} does not include its goals")
+        assert f"{{include}} _goals/{goals.name}" in instructors, (
+            f"instructors.md does not include {goals.name}")

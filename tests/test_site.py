@@ -5,11 +5,13 @@ Run after `jb build . -W -n --keep-going --all` (tools/setup_and_build.sh does b
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from book_site import HTML, MISSING_SITE, NO_SITE, ROOT, chapter_pages, html_of, image_frames, toc_pages, widget_state
+from book_site import (CONVENTION_CHAPTERS, HTML, MISSING_SITE, NO_SITE, ROOT, chapter_pages,
+                       html_of, image_frames, toc_pages, widget_state)
 
 pytestmark = [pytest.mark.book, pytest.mark.skipif(MISSING_SITE, reason=NO_SITE)]
 
@@ -88,3 +90,81 @@ def test_launch_buttons_open_the_ipynb_twin(page):
     assert f"urlpath=lab/tree/{page}.ipynb" in html, f"{page}: no Binder link to {name}.ipynb"
     assert f"colab.research.google.com/github/" in html and f"/{page}.ipynb" in html, (
         f"{page}: no Colab link to {name}.ipynb")
+
+
+CHAPTER_NUMBERED_LABEL = re.compile(
+    r"\b(Theorem|Lemma|Corollary|Definition|Assumption|Remark|Proposition|Conjecture|Axiom|"
+    r"Criterion|Property|Observation|Algorithm)s?(\s|&nbsp;|&#160;)+\d+\.\d+\b")
+
+
+class _Text(HTMLParser):
+    """The text a reader sees (script and style contents left out)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        self._skip += tag in ("script", "style")
+
+    def handle_endtag(self, tag):
+        self._skip -= tag in ("script", "style") and self._skip > 0
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def page_text(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    return " ".join(" ".join(parser.parts).split())
+
+
+# sphinx-proof writes a numbered box's number into its title's caption-number span ("Lemma 1 ",
+# "Theorem 6.1 "); an unnumbered box's span holds only its type ("Lemma ").
+NUMBERED_BOX = re.compile(r'<div class="proof [^"]*"[^>]*>\s*<p class="admonition-title"[^>]*>'
+                          r'<span class="caption-number">([^<]*\d[^<]*)</span>')
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_no_chapter_numbered_theorem_label_reaches_the_page(page):
+    """sphinx-proof numbers boxes per chapter ("Theorem 6.1"); the book uses the paper's numbers
+    ("Theorem 4", CONVENTIONS.md §3), so no box may carry the book's number and no such label may
+    appear in a page's text (a bare {prf:ref} to a numbered box prints one)."""
+    html = html_of(page)
+    numbered = NUMBERED_BOX.findall(html)
+    assert not numbered, f"{page}: boxes numbered by the book {numbered}: use :nonumber:"
+    found = sorted({match[0] for match in CHAPTER_NUMBERED_LABEL.finditer(page_text(html))})
+    assert not found, f"{page} shows chapter-numbered labels {found}: use :nonumber: and the paper's name"
+
+
+def test_page_text_finds_a_numbered_label():
+    # The pattern the test above relies on, on what sphinx-proof writes for a numbered box.
+    html = ('<p class="admonition-title">Theorem 6.1 (Scan and snap)</p><script>"Lemma 2.1"'
+            '</script><a href="#x">Lemma&nbsp;3.2</a> Theorem 4 Eqn 5.1')
+    found = [m[0] for m in CHAPTER_NUMBERED_LABEL.finditer(page_text(html))]
+    assert found == ["Theorem 6.1", "Lemma 3.2"]
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.alts: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img" and "_images/" in (attrs.get("src") or ""):
+            self.alts.append((attrs.get("src", ""), attrs.get("alt") or ""))
+
+
+@pytest.mark.parametrize("page", CONVENTION_CHAPTERS)
+def test_every_figure_has_alt_text(page):
+    """Each executed figure carries a description (cell metadata mystnb.image.alt, or the :alt:
+    of a glue:figure), not the file name myst-nb writes by default."""
+    parser = _Images()
+    parser.feed(html_of(page))
+    assert parser.alts, f"{page}: no figure"
+    missing = [src for src, alt in parser.alts if len(alt) < 20 or "_images/" in alt]
+    assert not missing, f"{page}: figures without alt text: {missing}"

@@ -8,14 +8,19 @@ A notebook page is a book/*.md whose front matter has a ``kernelspec`` and pairs
     .venv/bin/python tools/sync_notebooks.py            # write twins that are missing or stale
     .venv/bin/python tools/sync_notebooks.py --check    # exit 1 listing stale twins (what the test does)
 
-Equivalent jupytext commands: ``jupytext --set-formats md:myst,ipynb book/ch1_setting.md`` once
-per new chapter, then ``jupytext --sync book/*.md`` (which, unlike this script, keeps outputs if
-you ran the .ipynb in Jupyter: clear them before committing).
+A twin is the page with two changes: code outputs cleared, and every ```` ```{include} ```` block
+replaced by the file it includes (Colab does not resolve MyST includes, so the chapter's goals,
+``book/_goals/*.md``, would otherwise show as a bare directive); an admonition that wraps an
+include becomes a bold title over the included text. Because the twin is not a verbatim copy,
+never run ``jupytext --sync`` on a page with an include: it would write the expansion back into
+the .md. Pair a new chapter once with ``jupytext --set-formats md:myst,ipynb book/chN_name.md``,
+then use this script.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +28,9 @@ import jupytext
 import nbformat
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
+INCLUDE = re.compile(r"^(`{3,})\{include\}\s+(\S+)[ \t]*\n\1[ \t]*$", re.M)
+ADMONITION = re.compile(r"^(:{3,})\{admonition\}[ \t]*([^\n]*)\n((?:[ \t]*:[\w-]+:[^\n]*\n)*)(.*?)^\1[ \t]*$",
+                        re.M | re.S)
 
 
 def paired_pages(book: Path = BOOK) -> list[Path]:
@@ -43,7 +51,27 @@ def twin_notebook(page: Path) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
+        elif cell.cell_type == "markdown" and INCLUDE.search(cell.source):
+            cell.source = expand_includes(cell.source, page.parent)
     return notebook
+
+
+def expand_includes(markdown: str, folder: Path) -> str:
+    """``markdown`` with each ```` ```{include} path ```` block replaced by that file's text
+    (path relative to ``folder``), and each admonition around an include turned into a bold
+    title followed by the included text."""
+
+    def unwrap(match: re.Match) -> str:
+        body = match[4]
+        return f"**{match[2].strip()}**\n\n{body.strip()}" if INCLUDE.search(body) else match[0]
+
+    def include(match: re.Match) -> str:
+        target = folder / match[2]
+        if not target.is_file():
+            raise FileNotFoundError(f"{{include}} target {target} does not exist")
+        return target.read_text(encoding="utf-8").strip()
+
+    return INCLUDE.sub(include, ADMONITION.sub(unwrap, markdown)).rstrip()
 
 
 def stale_twins(book: Path = BOOK) -> list[Path]:

@@ -31,7 +31,7 @@ from . import FigureResult, register
 PAPER_ITERATIONS = (0, 500, 1000, 1500)
 DEFAULT_SENTENCE = ("the album was released in the united states in 2010 , and the band "
                     "toured europe after the first single reached the top of the chart .")
-_LAYER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
+_LAYER_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")  # Okabe-Ito, as the book style
 
 
 def _size(quick: bool, size: str | None) -> str:

@@ -20,6 +20,7 @@ from .. import decompose, theory
 from .._validate import as_float_list, check_float, check_int
 from ..data import SequenceClasses
 from ..dynamics import Run
+from ..plots import new_figure
 from ..widgets import figure_to_png
 from . import FigureResult, register
 
@@ -65,7 +66,8 @@ def draw_h_panel(ax: Any, curves: dict[str, Any], every: int = 2) -> None:
 def fig8(quick: bool = False, progress: bool = False) -> FigureResult:
     """Fig 8: Lemma 5's discrete h* (dots) against Lemma 6's continuous h (lines); M = 50 and
     M = 1000. ``data`` holds both curves and, per η_Y, the largest gap and Lemma 7's bound."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    fig = new_figure(10, 3.8)
+    axes = fig.subplots(1, 2)
     data: dict[str, Any] = {"panels": [], "quick": quick}
     for ax, (M, etas, horizon) in zip(axes, FIG8_PANELS):
         curves = h_curves(M, etas, horizon, points=100 if quick else 400)
@@ -81,6 +83,30 @@ def ch3_classes() -> SequenceClasses:
     2 light common tokens (weight 0.5), 20 distinct tokens per class; M = 66."""
     return SequenceClasses(num_queries=1, next_per_query=3, num_common=2, common_per_query=0,
                            distinct_per_next=20, common_weight=0.5)
+
+
+def lemma5_errors(rows: dict[str, tuple[torch.Tensor, int]], steps: Any, K: int,
+                  eta_y: float) -> dict[str, dict[str, float]]:
+    """How far decoupled rows ``w_n = (F^T Y)_n`` (restricted to the next tokens) are from
+    Lemma 5: ``w_nn = (M − 1) h*(s)`` and ``w_nj = −h*(s)``, with the population's per-class step
+    ``eta_y / K``. ``rows`` maps a name to ``(W [S, K, K], M)``, snapshots at ``steps``.
+    Returns, per name, the largest absolute error on the diagonal, off it, and overall."""
+    K = check_int("K", K, low=1)
+    eta_y = check_float("eta_y", eta_y, low=0.0, low_open=True)
+    steps = np.asarray(steps)
+    out = {}
+    for name, (W, M) in rows.items():
+        W = np.asarray(W, dtype=float)
+        if W.shape != (len(steps), K, K):
+            raise ValueError(f"rows[{name!r}] must have shape [{len(steps)}, {K}, {K}], "
+                             f"got {list(W.shape)}")
+        hs = theory.h_star(steps, M, eta_y / K)
+        off = ~np.eye(K, dtype=bool)
+        diagonal = float(np.abs(np.diagonal(W, axis1=1, axis2=2) - (M - 1) * hs[:, None]).max())
+        off_diagonal = float(np.abs(W[:, off] + hs[:, None]).max()) if K > 1 else 0.0
+        out[name] = {"diagonal": diagonal, "off_diagonal": off_diagonal,
+                     "max": max(diagonal, off_diagonal)}
+    return out
 
 
 def gamma_stages(t: Any, M: int, K: int, eta_y: float) -> tuple[np.ndarray, np.ndarray]:
@@ -114,10 +140,11 @@ def gamma_figure(M: int, K: int, etas: Sequence[float], horizon: float,
     if stages_eta is not None:
         stages_eta = check_float("stages_eta", stages_eta, low=0.0, low_open=True)
     if stages_eta is None:
-        fig, ax = plt.subplots(figsize=(6.8, 3.6), layout="constrained")
+        fig = new_figure(6.8, 3.6)
+        ax = fig.subplots()
     else:
-        fig, (ax, ax_log) = plt.subplots(1, 2, figsize=(10.4, 3.6), layout="constrained",
-                                         gridspec_kw={"width_ratios": [1.35, 1]})
+        fig = new_figure(10.4, 3.6)
+        ax, ax_log = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.35, 1]})
     t = np.linspace(0, horizon, 600)
     colors = plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(etas)))
     for color, eta in zip(colors, etas):
@@ -209,7 +236,8 @@ def gradient_scrubber_frames(run: Run, index: int = 0,
 def theorem1_figure(measurement: decompose.Theorem1Measurement, title: str) -> Figure:
     """Theorem 1 measured: ``ι_n`` over time (left; ≈ 1 predicted) and ``β_{nn'}`` over time
     against ``f_nᵀf_{n'}`` and ``E'_{nn'}`` (right), for class 1 and its partners."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 3.3), layout="constrained")
+    fig = new_figure(9.6, 3.3)
+    left, right = fig.subplots(1, 2)
     steps = measurement.steps
     keep = measurement.gamma > 0
     K = measurement.iota.shape[1]
