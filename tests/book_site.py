@@ -23,7 +23,8 @@ MISSING_SITE = not (HTML / "index.html").exists() and not REQUIRED
 # dropdowns, short code cells, alt text on every figure. ch4 and ch5 join when their rewrite is
 # merged (tests/test_chapter_sources.py checks the same list on the sources).
 CONVENTION_CHAPTERS = ["book/ch1_setting", "book/ch2_reparameterization", "book/ch3_y_dynamics",
-                       "book/ch6_wikitext"]
+                       "book/ch4_fates_of_tokens", "book/ch5_phase_transition", "book/ch6_wikitext",
+                       "book/further_results"]
 WIDGET_STATE = re.compile(
     r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', re.S)
 
