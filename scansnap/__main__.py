@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     student = commands.add_parser(
         "student-edition", help="write the chapters as student notebooks (solutions removed)")
     student.add_argument("out_dir", help="output folder for the .ipynb files")
+    student.add_argument("--book", default="book",
+                         help="the book's source folder with ch*.md (default: ./book)")
     return parser
 
 
@@ -30,7 +32,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "student-edition":
         from .student import write_student_edition
 
-        for path in write_student_edition(args.out_dir):
+        try:
+            written = write_student_edition(args.out_dir, book=args.book)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        for path in written:
             print(f"wrote {path}")
         return 0
     import matplotlib
