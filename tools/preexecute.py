@@ -11,8 +11,9 @@ cache instead of executing it a second time. One execution proves both.
 
     .venv/bin/python tools/preexecute.py [--timeout S] [--require-installed] [PAGE.md ...]
 
-Exit 1 when a twin fails (its traceback is printed), or, with ``--require-installed`` (CI), when
-the kernels would import scansnap from the checkout (an editable install) rather than an installed
+Exit 1 when a twin fails (its traceback is printed), when the installed scansnap differs from the
+checkout's scansnap/ (reinstall it after an edit), or, with ``--require-installed`` (CI), when the
+kernels would import scansnap from the checkout (an editable install) rather than an installed
 wheel. Pages run in parallel, one per core, longest first (≈1.6× faster than `jb build`'s serial
 execution on 2 cores, TOOLCHAIN.md); a page whose outputs are already cached is not run again
 ("cached" in the record). ``_build/launch.json`` records what ran where, for
@@ -40,6 +41,7 @@ from jupyter_cache.executors.basic import ExecutionWorkerLocalMProc, ProcessData
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = ROOT / "_build" / "launch.json"
+REINSTALL = ".venv/bin/python -m pip install --no-deps --force-reinstall ."
 
 
 def notebook_pages() -> list[Path]:
@@ -78,6 +80,26 @@ def installed_scansnap(folder: Path, env: dict[str, str]) -> Path:
     return Path(result.stdout.strip()).resolve()
 
 
+def same_package(installed: Path, logger: logging.Logger) -> bool:
+    """Whether the installed package is this checkout's scansnap/ (else the book would show the
+    outputs of other code). Files the installed copy lacks are only reported: the twins then
+    fail as a reader's would, with the wheel's missing module in their traceback."""
+    source = ROOT / "scansnap"
+    files = {p.relative_to(source) for p in source.rglob("*.py")}
+    copies = {p.relative_to(installed) for p in installed.rglob("*.py")}
+    stale = sorted(str(f) for f in files & copies
+                   if (source / f).read_bytes() != (installed / f).read_bytes())
+    stale += sorted(f"{f} (not in the checkout)" for f in copies - files)
+    if stale:
+        logger.error("the installed scansnap (%s) is not this checkout's: %s differ. Reinstall "
+                     "it: %s", installed, ", ".join(stale[:5]), REINSTALL)
+        return False
+    if files - copies:
+        logger.warning("the installed scansnap lacks %s: its wheel does not hold them",
+                       ", ".join(sorted(str(f) for f in files - copies)[:5]))
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (as _config.yml)")
@@ -112,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                     if from_checkout else "")
         if from_checkout and args.require_installed:
             logger.error("--require-installed: install the package from its wheel first "
-                         "(.venv/bin/python -m pip install --no-deps .)")
+                         "(%s)", REINSTALL)
+            return 1
+        if not from_checkout and not same_package(origin.parent, logger):
             return 1
         outcomes = execute_twins(pages, folder, args.timeout, logger)
     finally:
