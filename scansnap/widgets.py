@@ -215,7 +215,8 @@ def layered_scrubber(
     ``frames[option][i]`` is the frame (a matplotlib Figure, rendered and closed, or PNG bytes)
     of dropdown ``option`` at ``labels[i]``. The dropdown (label ``selector``) selects one stack
     of frames, the slider and Play (label ``description``) select the frame in every stack at
-    once; all links run in the browser (and again in the kernel). Same layout as :func:`scrubber`: Play and slider on top.
+    once; all links run in the browser (and again in the kernel). Same layout as
+    :func:`scrubber`: Play and slider on top.
 
     Returns a :class:`LayeredScrubber` (an ``ipywidgets.VBox``): display it as a cell's last value.
     """
@@ -271,8 +272,8 @@ def _frame_layout() -> widgets.Layout:
 
 def _play_slider(count: int, labels: list[str] | None, description: str, interval_ms: int,
                  width: str) -> tuple[widgets.Play, widgets.Widget, str]:
-    """Play button and slider over ``count`` frames, linked (:func:`_link_both`); the slider's trait that
-    holds the frame index ("value" of an IntSlider without labels, else "index")."""
+    """Play button and slider over ``count`` frames, linked (:func:`_link_both`); the slider's
+    trait that holds the frame index ("value" of an IntSlider without labels, else "index")."""
     last = count - 1
     play = widgets.Play(value=0, min=0, max=last, step=1, interval=interval_ms,
                         description="play", show_repeat=False)

@@ -33,6 +33,7 @@ import re
 import shutil
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections import Counter
@@ -261,7 +262,7 @@ def _folder_location(folder: Path, source: str) -> Location:
 
 
 def _archive_name(source: Source) -> str:
-    return Path(urllib.request.urlparse(source.url).path).name or "wikitext-2.zip"
+    return Path(urllib.parse.urlparse(source.url).path).name or "wikitext-2.zip"
 
 
 def _extracted_dir(source: Source) -> Path:
@@ -275,9 +276,11 @@ def _cached_location(folder: Path, source: str) -> Location | None:
     if not sums.is_file():
         return None
     try:
-        recorded = dict(line.split()[::-1] for line in sums.read_text().splitlines() if line.strip())
+        recorded = dict(line.split()[::-1] for line in sums.read_text().splitlines()
+                        if line.strip())
     except ValueError as error:
-        raise WikiTextCorrupt(f"{sums} is not a checksum list ({error}): delete {folder}") from error
+        raise WikiTextCorrupt(f"{sums} is not a checksum list ({error}): delete {folder}"
+                              ) from error
     files = {split: folder / Path(ARCHIVE_MEMBERS[split]).name for split in SPLITS}
     if set(recorded) != {p.name for p in files.values()}:
         raise WikiTextCorrupt(f"{sums} does not list the three splits: delete {folder}")
@@ -286,7 +289,8 @@ def _cached_location(folder: Path, source: str) -> Location | None:
 
 
 def _download(source: Source, dest: Path, *, timeout: float, progress: bool) -> None:
-    """Stream ``source.url`` into ``dest`` (an open temporary file's path) with a progress bar."""
+    """Stream ``source.url`` into ``dest`` (inside a temporary folder) with a progress bar; an
+    early end of the transfer raises ``http.client.IncompleteRead``."""
     with urllib.request.urlopen(source.url, timeout=timeout) as response, open(dest, "wb") as out:
         announced = int(response.headers.get("Content-Length") or 0)
         received = 0
@@ -312,7 +316,8 @@ def _verify_archive(path: Path, source: Source, origin: str) -> None:
 
 
 def _extract(archive: Path, source: Source, work: Path) -> dict[str, str]:
-    """Extract and check the three splits of the verified ``archive`` into ``work``; their sha256."""
+    """Extract the three splits of the verified ``archive`` into ``work``, checking their line
+    counts; return each file's sha256."""
     try:
         with zipfile.ZipFile(archive) as z:
             raw = {split: z.read(member) for split, member in source.members.items()}
@@ -406,7 +411,8 @@ def locate(
                                + _how_to_provide(source))
     try:
         return fetch(source, progress=progress)
-    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as error:
+    except (urllib.error.URLError, http.client.HTTPException, TimeoutError,
+            ConnectionError) as error:
         raise WikiTextNotFound(
             f"WikiText-2 not found: {ENV_VAR} is not set, the cache {cache_dir()} holds no "
             f"extracted splits, and downloading {source.url} failed ({error}).\n"

@@ -102,7 +102,8 @@ def same_package(installed: Path, logger: logging.Logger) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (as _config.yml)")
+    parser.add_argument("--timeout", type=int, default=600,
+                        help="seconds per cell (as _config.yml)")
     parser.add_argument("--require-installed", action="store_true",
                         help="fail unless the kernels import an installed (non-editable) scansnap")
     parser.add_argument("pages", nargs="*", type=Path,
