@@ -27,6 +27,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,7 @@ import yaml
 from jupyter_cache import get_cache
 from jupyter_cache.executors import load_executor
 from jupyter_cache.executors.basic import ExecutionWorkerLocalMProc, ProcessData
+from jupyter_client.kernelspec import KernelSpecManager
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = ROOT / "_build" / "launch.json"
@@ -68,10 +70,17 @@ def notebook_pages() -> list[Path]:
     return pages
 
 
+def kernel_python() -> str:
+    """The interpreter of the ``python3`` kernel the notebooks ask for (jupyter_client runs a
+    bare ``python`` in a kernelspec as this process's interpreter)."""
+    command = KernelSpecManager().get_kernel_spec("python3").argv[0]
+    return sys.executable if re.fullmatch(r"python[\d.]*", command) else command
+
+
 def installed_scansnap(folder: Path, env: dict[str, str]) -> Path:
     """The scansnap a kernel started in ``folder`` with ``env`` imports (its ``__init__.py``)."""
     result = subprocess.run(
-        [sys.executable, "-c", "import scansnap; print(scansnap.__file__)"],
+        [kernel_python(), "-c", "import scansnap; print(scansnap.__file__)"],
         cwd=folder, env=env, capture_output=True, text=True, timeout=300,
     )
     if result.returncode != 0:
@@ -145,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     RECORD.parent.mkdir(parents=True, exist_ok=True)
     RECORD.write_text(json.dumps({
         "folder": str(folder), "scansnap": str(origin), "from_checkout": from_checkout,
-        "python": sys.executable, "pages": outcomes,
+        "python": kernel_python(), "pages": outcomes,
     }, indent=1) + "\n")
     failed = [page for page, outcome in outcomes.items() if outcome == "failed"]
     logger.info("cached %d page(s), %d failed", len(outcomes) - len(failed), len(failed))
