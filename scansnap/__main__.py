@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     student = commands.add_parser(
         "student-edition", help="write the chapters as student notebooks (solutions removed)")
     student.add_argument("out_dir", help="output folder for the .ipynb files")
+    student.add_argument("--book", default="book",
+                         help="the book's source folder with ch*.md (default: ./book)")
     coursework = commands.add_parser(
         "coursework", help="write the chapters' exercises as nbgrader or Otter-Grader assignments")
     coursework.add_argument("tool", choices=["nbgrader", "otter"], help="the grading tool")
@@ -36,13 +38,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "student-edition":
         from .student import write_student_edition
 
-        for path in write_student_edition(args.out_dir):
+        try:
+            written = write_student_edition(args.out_dir, book=args.book)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        for path in written:
             print(f"wrote {path}")
         return 0
     if args.command == "coursework":
         from .coursework import write_assignments
 
-        for path in write_assignments(args.tool, args.out_dir, args.book):
+        try:
+            written = write_assignments(args.tool, args.out_dir, args.book)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        for path in written:
             print(f"wrote {path}")
         return 0
     import matplotlib

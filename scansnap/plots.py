@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 import matplotlib.style
@@ -32,7 +33,8 @@ __all__ = ["TOKEN_KINDS", "KIND_COLORS", "token_kinds", "class_color", "plot_cla
            "new_figure", "BookFigure", "freeze_layout", "BOOK_STYLE", "use_book_style"]
 
 TOKEN_KINDS = ("common", "distinct", "query", "next", "unused")
-BOOK_STYLE = Path(__file__).with_name("scansnap.mplstyle")
+# Package data (pyproject.toml), found through importlib.resources: no path of the checkout.
+BOOK_STYLE = Path(str(resources.files("scansnap").joinpath("scansnap.mplstyle")))
 # Okabe-Ito (colour-blind safe), as in the style file; reddish purple marks next tokens, so
 # classes use it last.
 KIND_COLORS = {"common": "#9a9a9a", "distinct": "#0072B2", "query": "#222222",

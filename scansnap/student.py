@@ -10,7 +10,9 @@ Chapters mark solutions with sphinx-exercise's gated directives (``{solution-sta
   become plain markdown headings (Jupyter does not render MyST directives);
 - outputs are cleared.
 
-``python -m scansnap student-edition OUT_DIR`` writes one ``.ipynb`` per chapter.
+``python -m scansnap student-edition OUT_DIR [--book BOOK]`` writes one ``.ipynb`` per chapter of
+the book's source folder ``BOOK`` (default: ``book`` in the current folder, i.e. run it from a
+checkout of the repository; the installed package holds no chapters).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-BOOK = Path(__file__).resolve().parent.parent / "book"
+BOOK = Path("book")  # relative to the current folder: the chapters are not part of the package
 _FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\s*\{(?P<name>[\w-]+)\}")
 _HINT = re.compile(r"^\s*#\s*Hint:\s*(?P<hint>.+)$")
 
@@ -41,7 +43,9 @@ def chapter_sources(book: str | Path = BOOK) -> list[Path]:
     """The chapters' MyST sources, ``book/ch*.md``, in order."""
     folder = Path(book)
     if not folder.is_dir():
-        raise ValueError(f"book must be an existing folder, got {folder}")
+        raise ValueError(f"book must be an existing folder holding the chapters (ch*.md), got "
+                         f"{folder.resolve()}: run from the repository's root or pass its book/ "
+                         "folder (--book)")
     return sorted(folder.glob("ch[0-9]*.md"))
 
 

@@ -4,7 +4,8 @@ The published book is static HTML with no kernel. Two kinds of widget cope with 
 
 **Scrubbers** show precomputed frames (matplotlib figures rendered to PNG) under a slider and a
 Play button whose links live in the browser (``jslink``), so they work in the static page, in
-Binder, Colab and a local Jupyter alike::
+Binder and a local Jupyter alike; each link is doubled in the kernel (``widgets.link``) for front
+ends that do not run ``jslink`` (Colab's, googlecolab/colabtools#1612)::
 
     import matplotlib.pyplot as plt
     from scansnap.widgets import scrubber
@@ -106,7 +107,8 @@ class Scrubber(widgets.VBox):
     """A Play button and a slider over a stack of images (see :func:`scrubber`).
 
     ``play``, ``slider`` and ``stack`` are the parts; their links are front-end links, so the
-    static HTML page keeps them working without a kernel.
+    static HTML page keeps them working without a kernel, doubled in the kernel (see
+    :func:`_link_both`).
     """
 
     def __init__(self, images: list[widgets.Image], slider: widgets.Widget, play: widgets.Play,
@@ -175,7 +177,7 @@ def scrubber(
     stack = widgets.Stack(images, selected_index=0)
     play, slider, position = _play_slider(len(images), labels, description, interval_ms,
                                           "min(100%, 32em)")
-    widgets.jslink((slider, position), (stack, "selected_index"))
+    _link_both((slider, position), (stack, "selected_index"))
     return Scrubber(images, slider, play, stack)
 
 
@@ -184,7 +186,7 @@ class LayeredScrubber(widgets.VBox):
     :func:`layered_scrubber`).
 
     ``stacks`` holds one Stack of frames per dropdown option, ``outer`` the Stack of those
-    stacks; as in :class:`Scrubber`, every link is a front-end link.
+    stacks; as in :class:`Scrubber`, every link is a front-end link (doubled in the kernel).
     """
 
     def __init__(self, stacks: list[widgets.Stack], outer: widgets.Stack,
@@ -213,7 +215,8 @@ def layered_scrubber(
     ``frames[option][i]`` is the frame (a matplotlib Figure, rendered and closed, or PNG bytes)
     of dropdown ``option`` at ``labels[i]``. The dropdown (label ``selector``) selects one stack
     of frames, the slider and Play (label ``description``) select the frame in every stack at
-    once; all links run in the browser. Same layout as :func:`scrubber`: Play and slider on top.
+    once; all links run in the browser (and again in the kernel). Same layout as
+    :func:`scrubber`: Play and slider on top.
 
     Returns a :class:`LayeredScrubber` (an ``ipywidgets.VBox``): display it as a cell's last value.
     """
@@ -245,8 +248,8 @@ def layered_scrubber(
                                 style={"description_width": "initial"},
                                 layout=widgets.Layout(width="max-content"))
     for stack in stacks:
-        widgets.jslink((slider, "index"), (stack, "selected_index"))
-    widgets.jslink((dropdown, "index"), (outer, "selected_index"))
+        _link_both((slider, "index"), (stack, "selected_index"))
+    _link_both((dropdown, "index"), (outer, "selected_index"))
     return LayeredScrubber(stacks, outer, slider, play, dropdown)
 
 
@@ -269,8 +272,8 @@ def _frame_layout() -> widgets.Layout:
 
 def _play_slider(count: int, labels: list[str] | None, description: str, interval_ms: int,
                  width: str) -> tuple[widgets.Play, widgets.Widget, str]:
-    """Play button and slider over ``count`` frames, front-end linked; the slider's trait that
-    holds the frame index ("value" of an IntSlider without labels, else "index")."""
+    """Play button and slider over ``count`` frames, linked (:func:`_link_both`); the slider's
+    trait that holds the frame index ("value" of an IntSlider without labels, else "index")."""
     last = count - 1
     play = widgets.Play(value=0, min=0, max=last, step=1, interval=interval_ms,
                         description="play", show_repeat=False)
@@ -285,9 +288,20 @@ def _play_slider(count: int, labels: list[str] | None, description: str, interva
         slider = widgets.SelectionSlider(options=labels, index=0, description=description,
                                          style=style, layout=slider_layout)
         position = "index"
-    # Front-end links (not observe callbacks): they run in the browser, so the static page works.
-    widgets.jslink((play, "value"), (slider, position))
+    _link_both((play, "value"), (slider, position))
     return play, slider, position
+
+
+def _link_both(source: tuple[widgets.Widget, str], target: tuple[widgets.Widget, str]) -> None:
+    """Link two widget traits twice: in the browser and in the kernel.
+
+    The front-end link (``jslink``) is what makes the static page work, where there is no kernel.
+    The kernel-side link (``widgets.link``) keeps the control working where a front end does not
+    run ``jslink`` models: Colab's widget manager has failed on them (googlecolab/colabtools#1612).
+    Where both run, the second one finds the value already set and does nothing.
+    """
+    widgets.jslink(source, target)
+    widgets.link(source, target)
 
 
 def _frame_png(name: str, frame: Any) -> bytes:

@@ -11,25 +11,29 @@ Where the data comes from (:func:`locate`, DESIGN.md section 6), first match win
 1. a folder given as argument, else the environment variable ``SCANSNAP_WIKITEXT_DIR``. File names
    of pytorch/examples (``train.txt``, ``valid.txt``, ``test.txt``) or of the official archive
    (``wiki.train.tokens``, ...) are both accepted; any subset of splits may be present;
-2. the project's shared data folder (``../shared/data/wikitext-2`` next to a source checkout);
-3. the official archive ``wikitext-2-v1.zip`` in the user cache (``$XDG_CACHE_HOME/scansnap`` or
-   ``~/.cache/scansnap``), downloaded there once when ``download=True``;
-4. otherwise a :class:`WikiTextNotFound` error that says how to provide the data.
+2. the three splits extracted from the official archive into the per-user cache
+   (:func:`cache_dir`, located by ``platformdirs``), downloaded there once when ``download=True``
+   (a progress bar shows it) or taken from ``wikitext-2-v1.zip`` put into the cache by hand;
+3. otherwise a :class:`WikiTextNotFound` error naming the variable and the archive's URL.
 
-Every file is checked before it is used: the archive against its published sha256
-(:data:`ARCHIVE_SHA256`), each split against its line count, and the validation and test splits
-against their sha256. A mismatch (a truncated or different file) raises :class:`WikiTextCorrupt`;
-nothing is ever trained on unverified data unless ``verify=False`` is asked for explicitly.
+Nothing unverified is used: the archive must match its pinned size and sha256 (:data:`OFFICIAL`),
+each split its line count, the validation and test splits of a folder their pinned sha256, and
+the cached splits the sha256 recorded when they were extracted from the verified archive. Every
+file is written under a temporary name and renamed into place only when complete and verified, so
+an interrupted download leaves nothing that is later trusted. A mismatch raises
+:class:`WikiTextCorrupt` (unless ``verify=False`` is asked for explicitly).
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import shutil
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections import Counter
@@ -37,14 +41,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import platformdirs
 import torch
+from tqdm.auto import tqdm
 
-from ._validate import check_bool, check_choice, check_int, check_tensor
+from ._validate import check_bool, check_int, check_tensor
 
 __all__ = [
     "ARCHIVE_URL", "ARCHIVE_SHA256", "ARCHIVE_BYTES", "SPLITS", "SPLIT_SHA256", "SPLIT_LINES",
-    "ENV_VAR", "WikiTextNotFound", "WikiTextCorrupt", "Corpus", "Vocab", "Location",
-    "tokenize", "build_vocab", "locate", "download_archive", "read_splits", "load_corpus",
+    "ENV_VAR", "OFFICIAL", "Source", "WikiTextNotFound", "WikiTextCorrupt", "Corpus", "Vocab",
+    "Location", "tokenize", "build_vocab", "locate", "fetch", "read_splits", "load_corpus",
     "split_policy", "batchify", "get_batch", "cache_dir",
 ]
 
@@ -52,18 +58,19 @@ SPLITS = ("train", "valid", "test")
 ENV_VAR = "SCANSNAP_WIKITEXT_DIR"
 
 # The official archive. Its original host (s3.amazonaws.com/research.metamind.io/wikitext/) is
-# gone; the dataset author re-hosts the identical file. The sha256 and size are the ones the
-# Hugging Face `datasets` library publishes for this archive (datasets/wikitext/dataset_infos.json);
-# torchtext pins the same file by MD5 542ccefacc6c27f945fb54453812b3cd. The sha256 below is the
-# verification source: a download that does not hash to it is deleted, never read.
+# gone; the dataset author re-hosts the identical file, and the Hugging Face `datasets` library
+# downloads it from there. The sha256 and size are the ones `datasets` publishes for this archive
+# (datasets/wikitext/dataset_infos.json); Julia's MLDatasets and other loaders pin the same
+# sha256; torchtext pins the same file by MD5 542ccefacc6c27f945fb54453812b3cd. These machines
+# cannot reach the host, so the archive itself was not hashed here.
 ARCHIVE_URL = "https://wikitext.smerity.com/wikitext-2-v1.zip"
 ARCHIVE_SHA256 = "92675f1d63015c1c8b51f1656a52d5bdbc33aafa60cc47a218a66e7ee817488c"
 ARCHIVE_BYTES = 4_475_746
 ARCHIVE_MEMBERS = {s: f"wikitext-2/wiki.{s}.tokens" for s in SPLITS}
 
-# Per-split checks of the text itself (also applied to files found in a local folder).
-# sha256 of valid/test from ../shared/data/wikitext-2/README.md (identical bytes to the archive's
-# wiki.{valid,test}.tokens; pytorch/examples renamed them). Line counts as torchtext's NUM_LINES.
+# Per-split checks of the text of a local folder. sha256 of valid/test as in
+# ../shared/data/wikitext-2/README.md (pytorch/examples' valid.txt/test.txt, hashed here). Line
+# counts as torchtext's NUM_LINES for the archive's splits, also checked after extraction.
 SPLIT_SHA256 = {
     "valid": "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
     "test": "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
@@ -71,17 +78,44 @@ SPLIT_SHA256 = {
 SPLIT_LINES = {"train": 36718, "valid": 3760, "test": 4358}
 
 _FILE_NAMES = {s: (f"{s}.txt", f"wiki.{s}.tokens") for s in SPLITS}
-_SHARED_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2"
+_CHECKSUMS = "SHA256SUMS"  # written into an extracted cache folder, last, before it is renamed
 
-HOW_TO_PROVIDE = (
-    "Provide WikiText-2 (tokenized, v1) in one of these ways:\n"
-    f"  * set the environment variable {ENV_VAR} to a folder holding train.txt/valid.txt/test.txt "
-    "(pytorch/examples names) or wiki.train.tokens/wiki.valid.tokens/wiki.test.tokens "
-    "(official names), or pass that folder as `path`;\n"
-    f"  * or go online once: the loader downloads {ARCHIVE_URL} into {{cache}} and checks its "
-    "sha256;\n"
-    "  * or download that archive yourself and put it at {cache}/wikitext-2-v1.zip."
-)
+
+@dataclass(frozen=True)
+class Source:
+    """An archive to download (``url``) and what it must be: ``size`` bytes hashing to ``sha256``,
+    holding the three splits at ``members`` (paths inside the zip). :data:`OFFICIAL` is
+    ``wikitext-2-v1``; a mirror (or a test's local server) is another :class:`Source`."""
+
+    url: str
+    sha256: str
+    size: int | None = None
+    members: Mapping[str, str] = field(default_factory=lambda: dict(ARCHIVE_MEMBERS))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be an http(s) URL, got {self.url!r}")
+        if not isinstance(self.sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ValueError(f"sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
+        if self.size is not None:
+            check_int("size", self.size, low=1)
+        if set(self.members) != set(SPLITS):
+            raise ValueError(f"members must name exactly the splits {SPLITS}")
+
+
+OFFICIAL = Source(ARCHIVE_URL, ARCHIVE_SHA256, ARCHIVE_BYTES)
+
+
+def _how_to_provide(source: Source) -> str:
+    return (
+        "Provide WikiText-2 (tokenized, v1) in one of these ways:\n"
+        f"  * set the environment variable {ENV_VAR} to a folder holding train.txt/valid.txt/"
+        "test.txt (pytorch/examples names) or wiki.train.tokens/wiki.valid.tokens/wiki.test.tokens "
+        "(official names), or pass that folder as `path`;\n"
+        f"  * or go online once: the loader downloads {source.url} into {cache_dir()} and checks "
+        "its sha256;\n"
+        f"  * or download that archive yourself and put it at {cache_dir() / _archive_name(source)}."
+    )
 
 
 class WikiTextNotFound(FileNotFoundError):
@@ -182,19 +216,19 @@ def build_vocab(token_lines: Iterable[Sequence[str]], max_size: int | None = Non
 
 
 def cache_dir() -> Path:
-    """The user cache folder: ``$XDG_CACHE_HOME/scansnap`` or ``~/.cache/scansnap``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "scansnap"
+    """The per-user cache folder of scansnap (``platformdirs``; ``~/.cache/scansnap`` on Linux)."""
+    return Path(platformdirs.user_cache_dir("scansnap", appauthor=False))
 
 
 @dataclass(frozen=True)
 class Location:
-    """Where the splits were found: a ``folder`` of text files or a verified ``archive``."""
+    """A folder holding some of the splits, and the sha256 each split there must have."""
 
-    kind: str  # "folder" or "archive"
+    kind: str  # "folder" (kept for callers that print it)
     path: Path
     splits: tuple[str, ...]  # splits present, in SPLITS order
-    source: str  # how it was found: "argument", "environment", "shared", "cache", "download"
+    source: str  # how it was found: "argument", "environment variable ...", "cache", "download"
+    sha256: Mapping[str, str] = field(default_factory=lambda: dict(SPLIT_SHA256), compare=False)
 
 
 def _sha256(path: Path) -> str:
@@ -218,67 +252,149 @@ def _folder_files(folder: Path) -> dict[str, Path]:
 def _folder_location(folder: Path, source: str) -> Location:
     if not folder.is_dir():
         raise WikiTextNotFound(f"WikiText-2 folder {folder} (from {source}) does not exist.\n"
-                               + HOW_TO_PROVIDE.format(cache=cache_dir()))
+                               + _how_to_provide(OFFICIAL))
     files = _folder_files(folder)
     if not files:
         names = ", ".join(n for s in SPLITS for n in _FILE_NAMES[s])
         raise WikiTextNotFound(f"WikiText-2 folder {folder} (from {source}) holds none of {names}.\n"
-                               + HOW_TO_PROVIDE.format(cache=cache_dir()))
+                               + _how_to_provide(OFFICIAL))
     return Location("folder", folder, tuple(s for s in SPLITS if s in files), source)
 
 
-def verify_archive(path: Path, sha256: str = ARCHIVE_SHA256) -> None:
-    """Raise :class:`WikiTextCorrupt` unless ``path`` hashes to ``sha256``."""
-    got = _sha256(path)
-    if got != sha256:
-        raise WikiTextCorrupt(
-            f"{path} has sha256 {got}, expected {sha256} (truncated or different file). "
-            "Delete it and download again."
-        )
+def _archive_name(source: Source) -> str:
+    return Path(urllib.parse.urlparse(source.url).path).name or "wikitext-2.zip"
 
 
-def download_archive(
-    url: str = ARCHIVE_URL,
-    *,
-    sha256: str = ARCHIVE_SHA256,
-    dest: str | Path | None = None,
-    timeout: float = 60.0,
-) -> Path:
-    """Download the WikiText-2 archive to ``dest`` (default: the user cache) and verify it.
+def _extracted_dir(source: Source) -> Path:
+    # One folder per archive checksum: data extracted from another archive is never mistaken for it.
+    return cache_dir() / f"{Path(_archive_name(source)).stem}-{source.sha256[:16]}"
 
-    The file is written under a temporary name and renamed only after its sha256 matches, so an
-    interrupted or altered download never sits where the loader looks. Returns the archive path.
-    """
-    if not isinstance(url, str) or not url:
-        raise TypeError("url must be a non-empty str")
-    dest = Path(dest) if dest is not None else cache_dir() / "wikitext-2-v1.zip"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+
+def _cached_location(folder: Path, source: str) -> Location | None:
+    """The extracted cache folder, if complete: its checksum file is written last."""
+    sums = folder / _CHECKSUMS
+    if not sums.is_file():
+        return None
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            shutil.copyfileobj(response, out)
-        verify_archive(tmp, sha256)
-        tmp.replace(dest)
+        recorded = dict(line.split()[::-1] for line in sums.read_text().splitlines()
+                        if line.strip())
+    except ValueError as error:
+        raise WikiTextCorrupt(f"{sums} is not a checksum list ({error}): delete {folder}"
+                              ) from error
+    files = {split: folder / Path(ARCHIVE_MEMBERS[split]).name for split in SPLITS}
+    if set(recorded) != {p.name for p in files.values()}:
+        raise WikiTextCorrupt(f"{sums} does not list the three splits: delete {folder}")
+    sha = {split: recorded[path.name] for split, path in files.items()}
+    return Location("folder", folder, SPLITS, source, sha)
+
+
+def _download(source: Source, dest: Path, *, timeout: float, progress: bool) -> None:
+    """Stream ``source.url`` into ``dest`` (inside a temporary folder) with a progress bar; an
+    early end of the transfer raises ``http.client.IncompleteRead``."""
+    with urllib.request.urlopen(source.url, timeout=timeout) as response, open(dest, "wb") as out:
+        announced = int(response.headers.get("Content-Length") or 0)
+        received = 0
+        with tqdm(total=announced or source.size, unit="B", unit_scale=True,
+                  desc=f"downloading {source.url}", disable=not progress, leave=False) as bar:
+            for block in iter(lambda: response.read(1 << 16), b""):
+                out.write(block)
+                received += len(block)
+                bar.update(len(block))
+    if announced and received != announced:  # the connection closed early
+        raise http.client.IncompleteRead(b"", announced - received)
+
+
+def _verify_archive(path: Path, source: Source, origin: str) -> None:
+    size = path.stat().st_size
+    if source.size is not None and size != source.size:
+        raise WikiTextCorrupt(f"{origin} has {size} bytes, expected {source.size} "
+                              "(truncated or different file)")
+    got = _sha256(path)
+    if got != source.sha256:
+        raise WikiTextCorrupt(f"{origin} has sha256 {got}, expected {source.sha256} "
+                              "(truncated or different file)")
+
+
+def _extract(archive: Path, source: Source, work: Path) -> dict[str, str]:
+    """Extract the three splits of the verified ``archive`` into ``work``, checking their line
+    counts; return each file's sha256."""
+    try:
+        with zipfile.ZipFile(archive) as z:
+            raw = {split: z.read(member) for split, member in source.members.items()}
+    except (zipfile.BadZipFile, KeyError) as error:
+        raise WikiTextCorrupt(f"{source.url}: not a WikiText-2 archive ({error})") from error
+    sums = {}
+    for split, data in raw.items():
+        _check_text(split, data, f"{source.url}:{source.members[split]}", {})
+        name = Path(ARCHIVE_MEMBERS[split]).name
+        (work / name).write_bytes(data)
+        sums[name] = hashlib.sha256(data).hexdigest()
+    return sums
+
+
+def fetch(
+    source: Source = OFFICIAL,
+    *,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> Location:
+    """Download ``source`` (unless its archive was put in the cache by hand), verify it, and
+    extract its three splits into the per-user cache; return that folder's :class:`Location`.
+
+    Everything is written into a temporary folder inside the cache and renamed into place only
+    when the archive matched its size and sha256 and every split its line count, so an
+    interrupted or altered download never sits where :func:`locate` looks.
+    """
+    if not isinstance(source, Source):
+        raise TypeError(f"source must be a wikitext.Source, got {type(source).__name__}")
+    progress = check_bool("progress", progress)
+    final = _extracted_dir(source)
+    by_hand = cache_dir() / _archive_name(source)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".partial-", dir=final.parent))
+    try:
+        if by_hand.is_file():
+            archive, origin, how = by_hand, str(by_hand), "cache"
+        else:
+            archive, origin, how = work / "archive.zip", source.url, "download"
+            _download(source, archive, timeout=timeout, progress=progress)
+        _verify_archive(archive, source, origin)
+        sums = _extract(archive, source, work)
+        (work / _CHECKSUMS).write_text("".join(f"{sha}  {name}\n" for name, sha in sums.items()))
+        if archive.parent == work:
+            archive.unlink()
+        if final.exists() and _cached_location(final, how) is None:
+            shutil.rmtree(final)  # not a complete extraction (no checksum list): never trusted
+        try:
+            os.replace(work, final)  # atomic: the folder appears complete or not at all
+        except OSError:
+            if _cached_location(final, how) is None:  # not a concurrent run that finished first
+                raise
     finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+        shutil.rmtree(work, ignore_errors=True)
+    if progress and how == "download":
+        print(f"WikiText-2: downloaded {source.url}, verified it, extracted it into {final}")
+    location = _cached_location(final, how)
+    assert location is not None  # written just above
+    return location
 
 
 def locate(
     path: str | Path | None = None,
     *,
     download: bool = True,
-    url: str = ARCHIVE_URL,
-    sha256: str = ARCHIVE_SHA256,
+    source: Source = OFFICIAL,
+    progress: bool = True,
 ) -> Location:
-    """Find WikiText-2: argument folder, ``$SCANSNAP_WIKITEXT_DIR``, shared folder, cache, download.
+    """Find WikiText-2: argument folder, ``$SCANSNAP_WIKITEXT_DIR``, the cache, a download.
 
-    Raises :class:`WikiTextNotFound` with instructions when nothing is found (and the download,
-    when allowed, fails), and :class:`WikiTextCorrupt` when a cached or downloaded archive does
-    not match ``sha256``.
+    Raises :class:`WikiTextNotFound` naming the variable and the URL when nothing is found (and
+    the download, when allowed, fails), and :class:`WikiTextCorrupt` when a downloaded archive
+    does not match ``source``'s size and sha256.
     """
     download = check_bool("download", download)
+    if not isinstance(source, Source):
+        raise TypeError(f"source must be a wikitext.Source, got {type(source).__name__}")
     if path is not None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
@@ -286,33 +402,26 @@ def locate(
     env = os.environ.get(ENV_VAR)
     if env:
         return _folder_location(Path(env).expanduser(), f"environment variable {ENV_VAR}")
-    if _SHARED_DIR.is_dir() and _folder_files(_SHARED_DIR):
-        return _folder_location(_SHARED_DIR, "shared")
-    archive = cache_dir() / "wikitext-2-v1.zip"
-    source = "cache"
-    if not archive.is_file():
-        if not download:
-            raise WikiTextNotFound("WikiText-2 not found and download=False.\n"
-                                   + HOW_TO_PROVIDE.format(cache=cache_dir()))
-        try:
-            download_archive(url, sha256=sha256, dest=archive)
-        except (urllib.error.URLError, OSError, TimeoutError) as error:
-            raise WikiTextNotFound(
-                f"WikiText-2 not found locally and downloading {url} failed ({error}).\n"
-                + HOW_TO_PROVIDE.format(cache=cache_dir())
-            ) from error
-        source = "download"
-    verify_archive(archive, sha256)
-    with zipfile.ZipFile(archive) as z:
-        names = set(z.namelist())
-    splits = tuple(s for s in SPLITS if ARCHIVE_MEMBERS[s] in names)
-    if not splits:
-        raise WikiTextCorrupt(f"{archive} holds none of {sorted(ARCHIVE_MEMBERS.values())}")
-    return Location("archive", archive, splits, source)
+    cached = _cached_location(_extracted_dir(source), "cache")
+    if cached is not None:
+        return cached
+    if not download and not (cache_dir() / _archive_name(source)).is_file():
+        raise WikiTextNotFound(f"WikiText-2 not found and download=False: {ENV_VAR} is not set "
+                               "and the cache holds no extracted splits.\n"
+                               + _how_to_provide(source))
+    try:
+        return fetch(source, progress=progress)
+    except (urllib.error.URLError, http.client.HTTPException, TimeoutError,
+            ConnectionError) as error:
+        raise WikiTextNotFound(
+            f"WikiText-2 not found: {ENV_VAR} is not set, the cache {cache_dir()} holds no "
+            f"extracted splits, and downloading {source.url} failed ({error}).\n"
+            + _how_to_provide(source)
+        ) from error
 
 
-def _check_text(split: str, data: bytes, origin: str) -> None:
-    want = SPLIT_SHA256.get(split)
+def _check_text(split: str, data: bytes, origin: str, sha256: Mapping[str, str]) -> None:
+    want = sha256.get(split)
     if want is not None and hashlib.sha256(data).hexdigest() != want:
         raise WikiTextCorrupt(
             f"{origin} ({split} split) does not match its known sha256 {want}: truncated or "
@@ -330,18 +439,14 @@ def _check_text(split: str, data: bytes, origin: str) -> None:
 def read_splits(location: Location, *, verify: bool = True) -> dict[str, str]:
     """The text of each split present at ``location``, checked unless ``verify=False``."""
     verify = check_bool("verify", verify)
+    files = _folder_files(location.path)
     texts = {}
-    if location.kind == "archive":
-        with zipfile.ZipFile(location.path) as z:
-            raw = {s: z.read(ARCHIVE_MEMBERS[s]) for s in location.splits}
-        origins = {s: f"{location.path}:{ARCHIVE_MEMBERS[s]}" for s in location.splits}
-    else:
-        files = _folder_files(location.path)
-        raw = {s: files[s].read_bytes() for s in location.splits}
-        origins = {s: str(files[s]) for s in location.splits}
-    for split, data in raw.items():
+    for split in location.splits:
+        if split not in files:
+            raise WikiTextNotFound(f"{location.path} no longer holds the {split} split")
+        data = files[split].read_bytes()
         if verify:
-            _check_text(split, data, origins[split])
+            _check_text(split, data, str(files[split]), location.sha256)
         texts[split] = data.decode("utf-8")
     return texts
 
@@ -425,8 +530,11 @@ def load_corpus(
     max_size: int | None = None,
     download: bool = True,
     verify: bool = True,
+    progress: bool = True,
+    source: Source = OFFICIAL,
 ) -> Corpus:
-    """Locate (:func:`locate`), verify, tokenize and encode WikiText-2.
+    """Locate (:func:`locate`, which downloads ``source`` when nothing local is found, with a
+    progress bar unless ``progress=False``), verify, tokenize and encode WikiText-2.
 
     ``max_size`` caps the vocabulary (``<unk>`` included; most frequent words of the training
     split kept). Results are memoized per location and cap, so a chapter that trains several
@@ -435,7 +543,7 @@ def load_corpus(
     if max_size is not None:
         max_size = check_int("max_size", max_size, low=2)
     verify = check_bool("verify", verify)
-    location = locate(path, download=download)
+    location = locate(path, download=download, source=source, progress=progress)
     key = (location.kind, str(location.path), location.splits, max_size, verify)
     if key in _CORPUS_CACHE:
         return _CORPUS_CACHE[key]

@@ -20,3 +20,12 @@ def test_unknown_figure_is_a_clear_error(capsys):
 
 def test_list_figures(capsys):
     assert main(["list"]) == 0
+
+
+def test_student_edition_needs_a_book_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no book/ here: the package holds no chapters
+    assert main(["student-edition", "out", "--book", "missing"]) == 2
+    err = capsys.readouterr().err
+    assert "--book" in err and str(tmp_path / "missing") in err
+    assert main(["student-edition", "out"]) == 2
+    assert str(tmp_path / "book") in capsys.readouterr().err

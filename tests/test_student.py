@@ -124,7 +124,7 @@ def test_bad_book_folder(tmp_path):
         write_student_edition(tmp_path / "out", book=tmp_path / "empty")
 
 
-CHAPTERS = chapter_sources()
+CHAPTERS = chapter_sources(Path(__file__).resolve().parent.parent / "book")
 
 
 @pytest.mark.parametrize("source", CHAPTERS, ids=[p.stem for p in CHAPTERS])

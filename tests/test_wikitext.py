@@ -6,6 +6,8 @@ import hashlib
 import http.server
 import io
 import os
+import re
+import socket
 import threading
 import zipfile
 from pathlib import Path
@@ -26,18 +28,19 @@ def real_data_dir() -> Path | None:
     return None
 
 
+# Read once, at collection: the `isolated` fixture below removes the variable from each test.
+REAL_DATA = real_data_dir()
 needs_data = pytest.mark.skipif(
-    real_data_dir() is None,
+    REAL_DATA is None,
     reason=f"WikiText-2 not found: set {wt.ENV_VAR} or provide ../shared/data/wikitext-2",
 )
 
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
-    """No test reads the user's cache, the env var or the shared folder unless it says so."""
+    """No test reads the user's cache or the env var unless it says so."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv(wt.ENV_VAR, raising=False)
-    monkeypatch.setattr(wt, "_SHARED_DIR", tmp_path / "no-shared")
     wt._CORPUS_CACHE.clear()
     yield
     wt._CORPUS_CACHE.clear()
@@ -141,6 +144,7 @@ def fake_split(split: str, lines: int | None = None) -> bytes:
 
 
 def fake_archive(splits=("train", "valid", "test")) -> bytes:
+    """A zip laid out as wikitext-2-v1.zip, with fake splits of the right line counts."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
         for s in splits:
@@ -192,13 +196,27 @@ def test_corpus_from_folder(tmp_path):
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves files of the test's folder; under /cut/NAME it announces the whole file but sends
+    only its first half and closes the connection (an interrupted transfer)."""
+
+    def do_GET(self):
+        if not self.path.startswith("/cut/"):
+            return super().do_GET()
+        data = (Path(self.directory) / self.path[len("/cut/"):]).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
     def log_message(self, *args):  # keep pytest output clean
         pass
 
 
 @pytest.fixture
 def http_server(tmp_path):
-    """A bounded HTTP server on 127.0.0.1 serving tmp_path/www."""
+    """A real HTTP server on 127.0.0.1 (port 0) serving tmp_path/www, stopped after the test."""
     root = tmp_path / "www"
     root.mkdir()
     handler = lambda *a, **k: _Handler(*a, directory=str(root), **k)  # noqa: E731
@@ -211,48 +229,158 @@ def http_server(tmp_path):
     thread.join(timeout=5)
 
 
-def test_download_from_local_server(http_server, monkeypatch):
+def served(root: Path, base: str, data: bytes, path: str = "wikitext-2-v1.zip") -> wt.Source:
+    """Serve ``data`` and return the Source that pins it (size and sha256 of ``data``)."""
+    (root / "wikitext-2-v1.zip").write_bytes(data)
+    return wt.Source(f"{base}/{path}", hashlib.sha256(data).hexdigest(), len(data))
+
+
+def cache_entries() -> list[str]:
+    return sorted(p.name for p in wt.cache_dir().iterdir()) if wt.cache_dir().exists() else []
+
+
+def test_download_verify_extract_from_local_server(http_server, capsys):
     root, base = http_server
-    archive = fake_archive(("train", "valid", "test"))
-    (root / "wikitext-2-v1.zip").write_bytes(archive)
-    digest = hashlib.sha256(archive).hexdigest()
-    # the fake valid/test are not the real text: check only the archive hash and line counts here
-    monkeypatch.setattr(wt, "SPLIT_SHA256", {})
-    loc = wt.locate(url=f"{base}/wikitext-2-v1.zip", sha256=digest)
-    assert loc.kind == "archive" and loc.source == "download"
-    assert loc.path == wt.cache_dir() / "wikitext-2-v1.zip" and loc.path.is_file()
-    assert loc.splits == ("train", "valid", "test")
-    # second call: served from the cache, no server needed
+    source = served(root, base, fake_archive())
+    loc = wt.locate(source=source)
+    assert loc.source == "download" and loc.splits == ("train", "valid", "test")
+    assert loc.path.parent == wt.cache_dir()
+    assert sorted(p.name for p in loc.path.iterdir()) == [
+        "SHA256SUMS", "wiki.test.tokens", "wiki.train.tokens", "wiki.valid.tokens"]
+    assert cache_entries() == [loc.path.name]  # no archive, no temporary folder left
+    assert "downloaded" in capsys.readouterr().out
+    # Second call: from the cache, with the server's file gone.
     (root / "wikitext-2-v1.zip").unlink()
-    again = wt.locate(url=f"{base}/wikitext-2-v1.zip", sha256=digest)
-    assert again.source == "cache"
+    again = wt.locate(source=source)
+    assert again.source == "cache" and again.path == loc.path
     texts = wt.read_splits(again)
-    assert texts["valid"].count("\n") == wt.SPLIT_LINES["valid"]
+    assert texts["valid"].encode() == fake_split("valid")
 
 
-def test_download_checksum_mismatch_leaves_nothing(http_server):
+def test_load_corpus_downloads_through_the_real_server(http_server):
     root, base = http_server
-    (root / "wikitext-2-v1.zip").write_bytes(fake_archive())
-    with pytest.raises(wt.WikiTextCorrupt, match="sha256"):
-        wt.locate(url=f"{base}/wikitext-2-v1.zip", sha256="0" * 64)
-    assert not any(wt.cache_dir().iterdir())  # no archive, no partial file
+    corpus = wt.load_corpus(max_size=5, source=served(root, base, fake_archive()), progress=False)
+    assert corpus.training_split == "train" and corpus.measure_split == "valid"
+    assert len(corpus.vocab) == 5 and corpus.location.source == "download"
 
 
-def test_cached_archive_truncated_detected(http_server):
+def test_truncated_archive_is_rejected_and_leaves_nothing(http_server):
     root, base = http_server
     archive = fake_archive()
-    digest = hashlib.sha256(archive).hexdigest()
-    cached = wt.cache_dir() / "wikitext-2-v1.zip"
-    cached.parent.mkdir(parents=True)
-    cached.write_bytes(archive[: len(archive) // 2])
-    with pytest.raises(wt.WikiTextCorrupt, match="truncated"):
-        wt.locate(url=f"{base}/wikitext-2-v1.zip", sha256=digest)
+    source = served(root, base, archive)
+    (root / "wikitext-2-v1.zip").write_bytes(archive[: len(archive) // 2])
+    with pytest.raises(wt.WikiTextCorrupt, match="bytes, expected"):
+        wt.locate(source=source, progress=False)
+    assert cache_entries() == []
 
 
-def test_download_failure_is_clear(http_server):
-    _, base = http_server
-    with pytest.raises(wt.WikiTextNotFound, match="downloading .* failed"):
-        wt.locate(url=f"{base}/missing.zip")
+def test_interrupted_transfer_is_a_failed_download_and_leaves_nothing(http_server):
+    root, base = http_server
+    source = served(root, base, fake_archive(), path="cut/wikitext-2-v1.zip")
+    with pytest.raises(wt.WikiTextNotFound, match="downloading .*cut/wikitext-2-v1.zip failed"):
+        wt.locate(source=source, progress=False)
+    assert cache_entries() == []
+
+
+def test_wrong_checksum_is_rejected_and_leaves_nothing(http_server):
+    root, base = http_server
+    source = served(root, base, fake_archive())
+    wrong = wt.Source(source.url, "0" * 64, source.size)
+    with pytest.raises(wt.WikiTextCorrupt, match="sha256"):
+        wt.locate(source=wrong, progress=False)
+    assert cache_entries() == []
+
+
+def test_archive_that_is_not_wikitext_is_rejected(http_server):
+    root, base = http_server
+    source = served(root, base, b"not a zip at all")
+    with pytest.raises(wt.WikiTextCorrupt, match="not a WikiText-2 archive"):
+        wt.locate(source=source, progress=False)
+    short = io.BytesIO()
+    with zipfile.ZipFile(short, "w") as z:
+        z.writestr(wt.ARCHIVE_MEMBERS["train"], fake_split("train", lines=10))
+        z.writestr(wt.ARCHIVE_MEMBERS["valid"], fake_split("valid"))
+        z.writestr(wt.ARCHIVE_MEMBERS["test"], fake_split("test"))
+    with pytest.raises(wt.WikiTextCorrupt, match="lines"):
+        wt.locate(source=served(root, base, short.getvalue()), progress=False)
+    assert cache_entries() == []
+
+
+def test_half_written_cache_is_never_trusted(http_server):
+    """What an interrupted run could leave (a temporary folder with part of the archive, an
+    extracted folder without its checksum list) is never read: the data is downloaded, verified
+    and extracted again, and replaces it."""
+    root, base = http_server
+    source = served(root, base, fake_archive())
+    final = wt._extracted_dir(source)
+    final.mkdir(parents=True)
+    (final / "wiki.train.tokens").write_bytes(fake_split("train")[:1000])  # no SHA256SUMS
+    partial = final.parent / ".partial-killed"
+    partial.mkdir()
+    (partial / "archive.zip").write_bytes(fake_archive()[:100])
+    with pytest.raises(wt.WikiTextNotFound, match="download=False"):
+        wt.locate(source=source, download=False)
+    loc = wt.locate(source=source, progress=False)
+    assert loc.source == "download" and loc.path == final
+    assert wt.read_splits(loc)["train"].encode() == fake_split("train")
+
+
+def test_cached_split_altered_later_is_detected(http_server):
+    root, base = http_server
+    source = served(root, base, fake_archive())
+    loc = wt.locate(source=source, progress=False)
+    train = loc.path / "wiki.train.tokens"
+    train.write_bytes(train.read_bytes()[:-10])
+    with pytest.raises(wt.WikiTextCorrupt, match="sha256"):
+        wt.read_splits(wt.locate(source=source))
+
+
+def test_archive_put_in_the_cache_by_hand(tmp_path):
+    archive = fake_archive()
+    offline = wt.Source(f"http://127.0.0.1:{closed_port()}/wikitext-2-v1.zip",
+                        hashlib.sha256(archive).hexdigest(), len(archive))
+    wt.cache_dir().mkdir(parents=True)
+    by_hand = wt.cache_dir() / "wikitext-2-v1.zip"
+    by_hand.write_bytes(archive[:-1])
+    with pytest.raises(wt.WikiTextCorrupt, match=str(by_hand)):
+        wt.locate(source=offline, progress=False)
+    by_hand.write_bytes(archive)
+    loc = wt.locate(source=offline, progress=False)
+    assert loc.source == "cache" and loc.splits == ("train", "valid", "test")
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_offline_without_data_is_one_clear_error():
+    url = f"http://127.0.0.1:{closed_port()}/wikitext-2-v1.zip"
+    with pytest.raises(wt.WikiTextNotFound) as info:
+        wt.locate(source=wt.Source(url, "0" * 64), progress=False)
+    message = str(info.value)
+    assert wt.ENV_VAR in message and url in message and str(wt.cache_dir()) in message
+    # The official source is named the same way when nothing is found and downloads are off.
+    with pytest.raises(wt.WikiTextNotFound, match=re.escape(wt.ARCHIVE_URL)):
+        wt.locate(download=False)
+
+
+def test_cache_dir_is_the_platform_user_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "elsewhere"))
+    assert wt.cache_dir() == tmp_path / "elsewhere" / "scansnap"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"url": "ftp://x/y.zip", "sha256": "0" * 64}, "url"),
+    ({"url": "http://x/y.zip", "sha256": "abc"}, "sha256"),
+    ({"url": "http://x/y.zip", "sha256": "0" * 64, "size": 0}, "size"),
+    ({"url": "http://x/y.zip", "sha256": "0" * 64, "members": {"train": "a"}}, "members"),
+])
+def test_source_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        wt.Source(**kwargs)
 
 
 def test_locate_bad_inputs():
@@ -260,6 +388,8 @@ def test_locate_bad_inputs():
         wt.locate(3)
     with pytest.raises(TypeError, match="download"):
         wt.locate(download="yes")
+    with pytest.raises(TypeError, match="source"):
+        wt.locate(source="http://x/y.zip")
 
 
 # ---------------------------------------------------------------- the real data
@@ -267,13 +397,13 @@ def test_locate_bad_inputs():
 
 @needs_data
 def test_real_validation_and_test_splits():
-    corpus = wt.load_corpus(real_data_dir())
+    corpus = wt.load_corpus(REAL_DATA)
     if "train" not in corpus.splits:
         assert corpus.training_split == "valid" and corpus.measure_split == "test"
         # PAPER.md B.8a: 214,417 tokens and 12,000 types (with <unk>) on valid.txt
         assert corpus.ids["valid"].numel() == 214_417
         assert len(corpus.vocab) == 12_000
         assert abs(corpus.unk_share() - 0.055) < 0.002
-    capped = wt.load_corpus(real_data_dir(), max_size=2000)
+    capped = wt.load_corpus(REAL_DATA, max_size=2000)
     assert len(capped.vocab) == 2000
     assert capped.vocab.itos[:4] == ("<unk>", "the", ",", ".")

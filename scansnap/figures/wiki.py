@@ -1,8 +1,8 @@
 """Fig 7 (PAPER.md B.8) and Fig 10 (App. G, B.9): attention of the WikiText-2 language model.
 
 Both train the authors' model (:mod:`scansnap.lm`) on WikiText-2 located by
-:func:`scansnap.wikitext.locate` (argument-free: ``$SCANSNAP_WIKITEXT_DIR``, the shared folder,
-the cache or a download). Without the training split, the model trains on the validation split
+:func:`scansnap.wikitext.locate` (argument-free: ``$SCANSNAP_WIKITEXT_DIR``, the per-user
+cache or a download). Without the training split, the model trains on the validation split
 and attention is measured on the test split; ``data["note"]`` says so for the page.
 
 Chapter 6 trains its runs once and draws from them: :func:`draw_fig7`, :func:`draw_fig10`,
