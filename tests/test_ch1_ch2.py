@@ -134,10 +134,7 @@ def test_lemma2_convergence_rate_and_bound():
         setting.lemma2_convergence(SYN, Ts=(10, 20), fit_min_T=100)
 
 
-def test_ch1_checks_pass_reference_and_fail_wrong_answers():
-    assert "✓" in ch1.check_attention_from_counts(setting.attention_from_counts)
-    assert "✓" in ch1.check_predicted_l1_gap(ch1.reference_predicted_l1_gap)
-
+def test_ch1_checks_reject_wrong_answers():
     def naive(z_row, counts):  # overflows at large logits
         w = counts * torch.exp(z_row)
         return w / w.sum(-1, keepdim=True)
@@ -196,9 +193,7 @@ def test_rates_vs_width_and_compare_frame():
         reparam.compare_frame(SYN, [])
 
 
-def test_ch2_checks_pass_reference_and_fail_wrong_answers():
-    assert "✓" in ch2.check_yz_from_full(full_to_yz)
-    assert "✓" in ch2.check_grad_z_row(ch2.reference_grad_z_row)
+def test_ch2_checks_reject_wrong_answers():
     with pytest.raises(CheckFailed, match="case 'vocabulary M = 2"):
         ch2.check_yz_from_full(lambda U, q, k, v: full_to_yz(U, q, k, v.T))
     with pytest.raises(CheckFailed, match=r"return the pair"):

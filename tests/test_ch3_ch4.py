@@ -241,7 +241,6 @@ def test_h_explorer_updates_in_place():
 # --- Chapter 3 checks ---------------------------------------------------------------------
 def test_ch3_checks_accept_the_references():
     assert "all" in ch3.check_h_star(lambda s, M, eta_y: theory.h_star(np.arange(s + 1), M, eta_y))
-    assert "all" in ch3.check_backprop_gradient(decompose.backprop_gradient)
 
 
 def test_ch3_checks_explain_wrong_answers():
@@ -436,7 +435,6 @@ def test_cli_writes_png_and_json(number, tmp_path, capsys):
 # --- Chapter 4 checks ---------------------------------------------------------------------
 def test_ch4_checks_accept_the_references():
     assert "all" in ch4.check_relative_gain(lambda c, l, lp: c[..., l] ** 2 / c[..., lp] ** 2 - 1)
-    assert "all" in ch4.check_tfidf(decompose.tfidf_scores)
 
 
 def test_ch4_checks_explain_wrong_answers():
