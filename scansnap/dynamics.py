@@ -576,9 +576,9 @@ def _optimize(
             else:
                 adam_step(params, grads, lrs, state, betas=opt.betas, eps=opt.eps, step=step)
             # A non-finite loss means the parameters left the finite range in the last update.
-            newly = ~torch.isfinite(loss) & ~diverged
-            if newly.any():
-                diverged |= newly
+            finite = torch.isfinite(loss)
+            if not bool(finite.all()) and bool((~finite & ~diverged).any()):
+                diverged |= ~finite
                 lrs = [lr * (~diverged).view(-1, *([1] * (lr.ndim - 1))).to(lr.dtype)
                        for lr in lrs]
         if step + 1 in record_at:

@@ -38,15 +38,20 @@ class Layout:
     class_common: int  # common tokens one class sees (C_global + common_per_query)
     support: torch.Tensor  # [K, S] common then distinct token ids of each class
     class_query: torch.Tensor  # [K] query block of each class
+    block: int  # classes per group: their distinct rows (contiguous) form one block of Y
 
     @classmethod
     def of(cls, classes: SequenceClasses) -> Layout:
         common = classes.num_common + classes.num_queries * classes.common_per_query
-        return cls(M=classes.M, K=classes.K, num_queries=classes.num_queries, num_common=common,
-                   distinct=classes.distinct_per_next,
-                   first_query=common + classes.K * classes.distinct_per_next,
+        K, U = classes.K, classes.distinct_per_next
+        # Groups of a few classes: a batched GEMM of tiny matrices ([≈B/K, U] @ [U, M]) is
+        # dominated by per-matrix overhead, so b classes share one [b·U]-row block (the zeros of
+        # the other classes' columns cost less than the overhead saved); b divides K.
+        block = max(b for b in range(1, K + 1) if K % b == 0 and (b == 1 or b * U <= _BLOCK_ROWS))
+        return cls(M=classes.M, K=K, num_queries=classes.num_queries, num_common=common,
+                   distinct=U, first_query=common + K * U,
                    class_common=classes.num_common + classes.common_per_query,
-                   support=classes.support_index, class_query=classes.class_query)
+                   support=classes.support_index, class_query=classes.class_query, block=block)
 
 
 @dataclass
@@ -55,9 +60,12 @@ class GroupedBatch:
 
     ``log_counts [D, B, S]`` (``-inf`` for absent tokens); ``z_index [D, B·S]`` into the
     flattened ``Z_query [num_queries·M]``; ``common_pos [D, B, C_n]`` the common tokens' rows;
-    ``order [D, K·G]`` the example in each slot of the class-grouped layout (``G`` slots per
-    class, padding repeats example 0), ``filled [D, K·G, 1]`` 1 for real slots, ``slot [D, B]``
-    each example's slot; ``targets [D, B]``.
+    ``order [D·K·G]`` the example (flat over seeds, ``d·B + b``) in each slot of the
+    class-grouped layout (``G`` slots per class, padding repeats the seed's example 0),
+    ``filled [D, K·G, 1]`` 1 for real slots, ``slot [D·B]`` each example's slot (flat,
+    ``d·K·G + s``); ``distinct_columns [D, B, U]`` where an example's distinct tokens sit in
+    its group's ``[b·U]`` rows (with groups of ``b = Layout.block`` classes, ``K`` above reads
+    ``K/b``); ``targets [D, B, 1]`` and ``minus_one [D, B, 1]`` (for ``p − e_target``).
     """
 
     log_counts: torch.Tensor
@@ -66,7 +74,11 @@ class GroupedBatch:
     order: torch.Tensor
     filled: torch.Tensor
     slot: torch.Tensor
+    distinct_columns: torch.Tensor
     targets: torch.Tensor
+    minus_one: torch.Tensor
+    common_in_order: bool  # every class sees exactly the common tokens 0..C-1: no scatter
+    one_per_class: bool  # example b is class b of every seed (population): no regrouping
 
     @classmethod
     def build(cls, layout: Layout, n: torch.Tensor, counts: torch.Tensor,
@@ -76,21 +88,31 @@ class GroupedBatch:
         support = layout.support.to(n.device)[n]  # [D, B, S]
         rows = layout.class_query.to(n.device)[n]  # [D, B]
         z_index = (rows[..., None] * layout.M + support).reshape(D, -1)
-        # Class-grouped slots: sort each seed's examples by class, then slot j of class k.
-        per_class = torch.nn.functional.one_hot(n, layout.K).sum(1)  # [D, K]
-        G = max(int(per_class.max()), 1)
-        sorted_n, order = torch.sort(n, dim=1, stable=True)  # [D, B]
-        start = torch.cumsum(per_class, 1) - per_class  # first sorted position of each class
-        rank = torch.arange(B, device=n.device) - start.gather(1, sorted_n)  # rank within class
-        slot_sorted = sorted_n * G + rank
+        # Grouped slots: sort each seed's examples by group of classes, then slot j of group k.
+        groups = layout.K // layout.block
+        group = n // layout.block  # [D, B]
+        per_group = torch.nn.functional.one_hot(group, groups).sum(1)  # [D, groups]
+        G = max(int(per_group.max()), 1)
+        sorted_group, order = torch.sort(group, dim=1, stable=True)  # [D, B]
+        start = torch.cumsum(per_group, 1) - per_group  # first sorted position of each group
+        rank = torch.arange(B, device=n.device) - start.gather(1, sorted_group)  # within group
+        slot_sorted = sorted_group * G + rank
         slot = torch.empty_like(n).scatter_(1, order, slot_sorted)
-        grouped = torch.zeros(D, layout.K * G, dtype=torch.long, device=n.device)
+        grouped = torch.zeros(D, groups * G, dtype=torch.long, device=n.device)
         grouped.scatter_(1, slot_sorted, order)
-        filled = torch.zeros(D, layout.K * G, 1, dtype=counts.dtype, device=n.device)
+        filled = torch.zeros(D, groups * G, 1, dtype=counts.dtype, device=n.device)
         filled.scatter_(1, slot_sorted[..., None], 1.0)
+        seeds = torch.arange(D, device=n.device)[:, None]
+        U = layout.distinct
+        columns = (n % layout.block)[..., None] * U + torch.arange(U, device=n.device)
         return cls(log_counts=counts.log(), z_index=z_index,
-                   common_pos=support[..., : layout.class_common], order=grouped,
-                   filled=filled, slot=slot, targets=targets)
+                   common_pos=support[..., : layout.class_common],
+                   order=(seeds * B + grouped).reshape(-1), filled=filled,
+                   slot=(seeds * groups * G + slot).reshape(-1), distinct_columns=columns,
+                   targets=targets[..., None],
+                   minus_one=counts.new_full((D, B, 1), -1.0),
+                   common_in_order=layout.class_common == layout.num_common,
+                   one_per_class=B == layout.K and bool((n == torch.arange(B, device=n.device)).all()))
 
 
 def grouped_step(
@@ -111,10 +133,10 @@ def grouped_step(
     """
     D, B, S = batch.log_counts.shape
     R, C, M = Y_common.shape
-    L, K, U, Cn = R // D, layout.K, layout.distinct, layout.class_common
-    slots = batch.order.shape[1]
+    L, U, Cn = R // D, layout.distinct, layout.class_common
+    groups, width = layout.K // layout.block, layout.block * layout.distinct
     Yc = Y_common.view(L, D, C, M)
-    Yd = Y_distinct.view(L, D, K, U, M)
+    Yd = Y_distinct.view(L, D, groups, width, M)  # a group's distinct rows are contiguous
     Zf = Z_query.view(L, D, -1)
 
     # forward: attention over the support, then the decoder, common rows + class's distinct rows
@@ -123,25 +145,37 @@ def grouped_step(
     norm = torch.linalg.vector_norm(w, dim=-1, keepdim=True) if normalize else None
     u = w / norm if normalize else w  # f = LN(Xᵀ b_T)                               [L, D, B, S]
     common_pos = batch.common_pos.expand(L, D, B, Cn)
-    u_common = u.new_zeros(L, D, B, C).scatter_(3, common_pos, u[..., :Cn])  # [L, D, B, C]
-    order = batch.order[..., None]
-    u_grouped = u[..., Cn:].gather(2, order.expand(L, D, slots, U)) * batch.filled
-    u_grouped = u_grouped.view(L, D, K, -1, U)  # pads are 0                       [L, D, K, G, U]
-    logits = u_common @ Yc  # [L, D, B, M]
-    logits += _rows(u_grouped @ Yd, batch.slot)  # each example's row of its class's block
+    if batch.common_in_order:  # the class's common tokens are all of them, ids 0..C-1
+        u_common = u[..., :Cn]
+    else:
+        u_common = u.new_zeros(L, D, B, C).scatter_(3, common_pos, u[..., :Cn])  # [L, D, B, C]
+    regroup = (lambda t: t) if batch.one_per_class else (lambda t: _rows(t, batch.order, D))
+    ungroup = (lambda t: t) if batch.one_per_class else (lambda t: _rows(t, batch.slot, D))
+    u_distinct = u[..., Cn:]  # [L, D, B, U]
+    if layout.block > 1:  # into the group's columns
+        u_distinct = u.new_zeros(L, D, B, width).scatter_(
+            3, batch.distinct_columns.expand(L, D, B, U), u_distinct)  # [L, D, B, b·U]
+    u_grouped = u_distinct if batch.one_per_class else regroup(u_distinct) * batch.filled
+    u_grouped = u_grouped.reshape(L, D, groups, -1, width)  # pads are 0    [L, D, K/b, G, b·U]
+    logits = _mm(u_common, Yc)  # [L, D, B, M]
+    logits += ungroup(_mm(u_grouped, Yd).view(L, D, -1, M))  # each example's row of its class's block
     log_p = torch.log_softmax(logits, dim=-1)
-    targets = batch.targets[..., None].expand(L, D, B, 1)
-    loss = -log_p.gather(-1, targets).mean((-1, -2)).reshape(R)
+    targets = batch.targets.expand(L, D, B, 1)
+    loss = -log_p.gather(-1, targets).view(R, B).mean(-1)
 
     # backward (Lemma 1): g = ∂J/∂logits = (p − e_target)/B
     g = log_p.exp_()  # p, in place: log_p is no longer needed                      [L, D, B, M]
-    g.scatter_add_(-1, targets, g.new_full((1,), -1.0).expand(L, D, B, 1)).div_(B)
-    g_grouped = _rows(g, batch.order).view(L, D, K, -1, M)  # [L, D, K, G, M]
+    g.scatter_add_(-1, targets, batch.minus_one.expand(L, D, B, 1)).div_(B)
+    g_grouped = regroup(g).view(L, D, groups, -1, M)  # [L, D, K/b, G, M]
     # (transposes made contiguous first: MKL's batched GEMM is several times slower on views)
-    grad_Yc = u_common.transpose(-1, -2).contiguous() @ g  # [L, D, C, M]
-    grad_Yd = u_grouped.transpose(-1, -2).contiguous() @ g_grouped  # [L, D, K, U, M]
-    du_common = (g @ Yc.transpose(-1, -2)).gather(3, common_pos)  # [L, D, B, Cn]
-    du_distinct = _rows(g_grouped @ Yd.transpose(-1, -2), batch.slot)  # [L, D, B, U]
+    grad_Yc = _mm(u_common.transpose(-1, -2).contiguous(), g)  # [L, D, C, M]
+    grad_Yd = _mm(u_grouped.transpose(-1, -2).contiguous(), g_grouped)  # [L, D, K/b, b·U, M]
+    du_common = _mm(g, Yc.transpose(-1, -2))  # [L, D, B, C]
+    if not batch.common_in_order:
+        du_common = du_common.gather(3, common_pos)  # [L, D, B, Cn]
+    du_distinct = ungroup(_mm(g_grouped, Yd.transpose(-1, -2)).view(L, D, -1, width))
+    if layout.block > 1:  # back from the group's columns to the example's own
+        du_distinct = du_distinct.gather(3, batch.distinct_columns.expand(L, D, B, U))
     du = torch.cat([du_common, du_distinct], dim=-1)  # ∂J/∂f                       [L, D, B, S]
     dw = (du - u * (u * du).sum(-1, keepdim=True)) / norm if normalize else du  # through LN
     dz = w * (dw - (w * dw).sum(-1, keepdim=True))  # through the softmax           [L, D, B, S]
@@ -151,14 +185,23 @@ def grouped_step(
                   grad_Z.reshape(Z_query.shape)]
 
 
-def _rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``out[l, d, i] = values[l, d, index[d, i]]`` for ``values [L, D, ..., F]`` whose middle
-    dimensions flatten to the indexed axis and ``index [D, I]``: whole rows, one copy each."""
-    L, D, F = values.shape[0], values.shape[1], values.shape[-1]
-    rows = values.reshape(L, -1, F)
-    per_seed = rows.shape[1] // D
-    flat = (torch.arange(D, device=index.device)[:, None] * per_seed + index).reshape(-1)
-    return rows.index_select(1, flat).view(L, D, index.shape[1], F)
+def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Batched ``a @ b``; tiny matrices (population dynamics: one example per class) as one
+    broadcast multiply-and-sum, which beats a batched GEMM's per-matrix overhead there."""
+    if a.shape[-2] * a.shape[-1] * b.shape[-1] <= _TINY:
+        return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
+    return a @ b
+
+
+_TINY = 1024  # multiply-adds per matrix below which _mm broadcasts
+_BLOCK_ROWS = 50  # largest b·U of a group of classes (measured: 40–50 is fastest for M = 240)
+
+
+def _rows(values: torch.Tensor, flat_index: torch.Tensor, D: int) -> torch.Tensor:
+    """Whole rows of ``values [L, D, ..., F]`` (middle dimensions flattened, seeds first) at
+    ``flat_index [D·I]`` → ``[L, D, I, F]``: one copy per row."""
+    L, F = values.shape[0], values.shape[-1]
+    return values.reshape(L, -1, F).index_select(1, flat_index).view(L, D, -1, F)
 
 
 def full_to_blocks(layout: Layout, Y: torch.Tensor, Z: torch.Tensor) -> list[torch.Tensor]:

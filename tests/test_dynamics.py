@@ -161,12 +161,16 @@ def test_residual_training_matches_torch_sgd(syn_small):
 
 
 @pytest.mark.parametrize("normalize", [True, False])
-@pytest.mark.parametrize("common_per_query", [0, 3])
-def test_grouped_step_equals_autograd(normalize, common_per_query):
+@pytest.mark.parametrize("common_per_query,distinct_per_next,block",
+                         [(0, 10, 3), (3, 10, 3), (0, 30, 1), (2, 4, 6)])
+def test_grouped_step_equals_autograd(normalize, common_per_query, distinct_per_next, block):
     """The class-grouped closed form (Lemma 1) gives yz_logits' loss and autograd's gradients,
-    also with per-query common tokens and several seeds × learning-rate pairs."""
-    classes = SequenceClasses(num_queries=3, next_per_query=2, common_per_query=common_per_query)
+    also with per-query common tokens, groups of 1, 3 or all 6 classes, and several seeds ×
+    learning-rate pairs."""
+    classes = SequenceClasses(num_queries=3, next_per_query=2, common_per_query=common_per_query,
+                              distinct_per_next=distinct_per_next)
     layout, M, D, L, B = Layout.of(classes), classes.M, 2, 3, 24
+    assert layout.block == block
     g = torch.Generator().manual_seed(0)
     Y, Z = (torch.randn(L * D, M, M, generator=g, dtype=torch.float64) for _ in range(2))
     draws = [classes.sample_support_counts(B, 20, g) for _ in range(D)]
