@@ -83,6 +83,10 @@ class SequenceClasses:
         probs[rows, self._common] = self.common_weight
         probs[rows, self._distinct] = torch.linspace(lo, hi, U, dtype=torch.float64)
         self._probs = probs / probs.sum(dim=1, keepdim=True)
+        # The count sampler's chain: token j of the support takes Binomial(left, p_j / Σ_{i≥j} p_i).
+        p = self._probs.gather(1, self._support)  # [K, S]
+        remaining_mass = p.flip(1).cumsum(1).flip(1)
+        self._binomial_shares = (p / remaining_mass).clamp(0.0, 1.0)  # rounding only: mass >= p
 
     # --- the distribution -------------------------------------------------------------------
     def probs(self) -> torch.Tensor:
@@ -168,15 +172,13 @@ class SequenceClasses:
         batch_size, seq_len = self._check_sizes(batch_size, seq_len)
         generator = _check_generator(generator)
         n = torch.randint(self.K, (batch_size,), generator=generator)
-        p = self._probs[n[:, None], self._support[n]]  # [B, S]
-        remaining_mass = p.flip(1).cumsum(1).flip(1)
+        shares = self._binomial_shares[n]  # [B, S]
         left = torch.full((batch_size,), float(seq_len - 1), dtype=torch.float64)
-        counts = torch.zeros(batch_size, p.shape[1], dtype=torch.float64)
-        for j in range(p.shape[1]):
-            share = (p[:, j] / remaining_mass[:, j]).clamp(0.0, 1.0)  # rounding only: mass >= p
-            drawn = torch.binomial(left, share, generator=generator)
+        counts = torch.empty(batch_size, shares.shape[1], dtype=torch.float64)
+        for j in range(shares.shape[1]):
+            drawn = torch.binomial(left, shares[:, j], generator=generator)
             counts[:, j] = drawn
-            left = left - drawn
+            left -= drawn
         return n, counts.to(dtype)
 
     # --- helpers ----------------------------------------------------------------------------

@@ -38,7 +38,6 @@ from .models import INITS, full_to_yz, yz_logits
 
 OPTIMIZERS = ("sgd", "adam")
 MODELS = ("yz", "full")
-CHUNK_STEPS = 25  # a seed's batches are drawn this many steps at a time (see batches())
 _PROGRESS_THRESHOLD = 20_000  # run-steps above which a progress bar is shown by default
 
 Params = list[torch.Tensor]
@@ -369,10 +368,9 @@ def batches(
     """The batches :func:`train` gives the runs of ``seed``, in order: ``(counts [B, M],
     queries [B], targets [B])`` per step.
 
-    They come from the seed's data stream ``torch.Generator().manual_seed(seed)``, drawn
-    :data:`CHUNK_STEPS` steps at a time with :meth:`SequenceClasses.sample_support_counts`
-    (a draw of ``CHUNK_STEPS·B`` examples, cut into consecutive batches): one draw per chunk
-    instead of one per step, and a run's first ``t`` batches do not depend on its length.
+    Step ``t``'s batch is the ``t``-th call of :meth:`SequenceClasses.sample_counts` on the
+    seed's data stream ``torch.Generator().manual_seed(seed)`` (drawn on the classes' supports
+    by :meth:`SequenceClasses.sample_support_counts`, the same random numbers).
     """
     _check_classes(classes)
     seed = check_int("seed", seed, low=0)
@@ -462,15 +460,13 @@ def _init_stream(seed: int) -> torch.Generator:
 
 def _seed_stream(classes: SequenceClasses, seed: int, batch_size: int, seq_len: int,
                  dtype: torch.dtype) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Per step: classes ``n [B]``, support counts ``[B, S]`` and targets, drawn in chunks."""
+    """Per step: classes ``n [B]``, support counts ``[B, S]`` and targets."""
     batch_size = check_int("batch_size", batch_size, low=1)
     seq_len = check_int("seq_len", seq_len, low=2)
     data = torch.Generator().manual_seed(seed)
     while True:
-        n, counts = classes.sample_support_counts(CHUNK_STEPS * batch_size, seq_len, data,
-                                                  dtype=dtype)
-        for part_n, part_counts in zip(n.split(batch_size), counts.split(batch_size)):
-            yield part_n, part_counts, classes.next_tokens[part_n]
+        n, counts = classes.sample_support_counts(batch_size, seq_len, data, dtype=dtype)
+        yield n, counts, classes.next_tokens[n]
 
 
 def _batch_stream(classes: SequenceClasses, seeds: list[int], batch_size: int, seq_len: int,
