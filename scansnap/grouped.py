@@ -78,7 +78,7 @@ class GroupedBatch:
     targets: torch.Tensor
     minus_one: torch.Tensor
     common_in_order: bool  # every class sees exactly the common tokens 0..C-1: no scatter
-    one_per_class: bool  # example b is class b of every seed (population): no regrouping
+    in_order: bool  # the grouped layout is the batch itself (one group, or population)
 
     @classmethod
     def build(cls, layout: Layout, n: torch.Tensor, counts: torch.Tensor,
@@ -112,7 +112,8 @@ class GroupedBatch:
                    targets=targets[..., None],
                    minus_one=counts.new_full((D, B, 1), -1.0),
                    common_in_order=layout.class_common == layout.num_common,
-                   one_per_class=B == layout.K and bool((n == torch.arange(B, device=n.device)).all()))
+                   in_order=groups * G == B and bool(
+                       (grouped == torch.arange(B, device=n.device)).all()))
 
 
 def grouped_step(
@@ -149,13 +150,13 @@ def grouped_step(
         u_common = u[..., :Cn]
     else:
         u_common = u.new_zeros(L, D, B, C).scatter_(3, common_pos, u[..., :Cn])  # [L, D, B, C]
-    regroup = (lambda t: t) if batch.one_per_class else (lambda t: _rows(t, batch.order, D))
-    ungroup = (lambda t: t) if batch.one_per_class else (lambda t: _rows(t, batch.slot, D))
+    regroup = (lambda t: t) if batch.in_order else (lambda t: _rows(t, batch.order, D))
+    ungroup = (lambda t: t) if batch.in_order else (lambda t: _rows(t, batch.slot, D))
     u_distinct = u[..., Cn:]  # [L, D, B, U]
     if layout.block > 1:  # into the group's columns
         u_distinct = u.new_zeros(L, D, B, width).scatter_(
             3, batch.distinct_columns.expand(L, D, B, U), u_distinct)  # [L, D, B, b·U]
-    u_grouped = u_distinct if batch.one_per_class else regroup(u_distinct) * batch.filled
+    u_grouped = u_distinct if batch.in_order else regroup(u_distinct) * batch.filled
     u_grouped = u_grouped.reshape(L, D, groups, -1, width)  # pads are 0    [L, D, K/b, G, b·U]
     logits = _mm(u_common, Yc)  # [L, D, B, M]
     logits += ungroup(_mm(u_grouped, Yd).view(L, D, -1, M))  # each example's row of its class's block
