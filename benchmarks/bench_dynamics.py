@@ -1,55 +1,52 @@
-"""Benchmark of the batched dynamics (issue: the Fig 6 sweep must be fast enough for the book).
+"""Benchmark of the batched dynamics: the Fig 6 sweep and population dynamics, in one process.
 
-Prints, in one process:
-(a) the wall time of the full Fig 6 sweep — 4 panels × η_Z ∈ {0.5, 1, 2, 3} × η_Y/η_Z ∈ {1, 2, 5, 10}
-    × 10 seeds = 640 runs of 100 SGD steps (batch 128, T = 128, random init, momentum 0.9) —
-    run batched with ``scansnap.train``, against two one-run-at-a-time loops timed on a sample
-    of runs and extrapolated to 640: the authors' way (an ``nn.Module``, token-level sequences,
-    ``torch.optim.SGD``) and ``train`` called once per run;
-(b) population-dynamics (T → ∞) steps per second, one run and 64 runs batched.
+(a) The full Fig 6 sweep — 4 panels × η_Z ∈ {0.5, 1, 2, 3} × η_Y/η_Z ∈ {1, 2, 5, 10} × 10 seeds
+    = 640 runs of 100 SGD steps (batch 128, T = 128, random init, momentum 0.9) — as the book
+    runs it (``scansnap.sweeps.fig6_sweep``: one ``train`` program per panel), against
+    one-run-at-a-time loops timed on a sample of runs and extrapolated to 640: the authors' way
+    (an ``nn.Module`` fed token-level sequences, two ``torch.optim.SGD``), a straightforward
+    count-level loop (the same module on exact count batches), and ``train`` called per run.
+(b) Population dynamics (T → ∞, Syn-Small) run-steps per second for 1 and 64 runs, against
+    :func:`reference_population` — the autograd implementation ``scansnap`` used before the
+    class-grouped closed form (kept here only as the yardstick) — interleaved in rounds so that
+    machine load hits both alike.
 
-Usage: ``python benchmarks/bench_dynamics.py [--sample N] [--dtype float32|float64]``.
+Writes ``benchmarks/results/dynamics.{json,md}`` (the reproducibility page includes the .md).
+Usage: ``python benchmarks/bench_dynamics.py [--sample N] [--rounds N] [--dtype float32|float64]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import torch
 
-from scansnap import SequenceClasses, population, train
+from _results import table, write
+from scansnap import SequenceClasses, population, theory, train
 from scansnap.models import YZModel
+from scansnap.sweeps import ETA_Z, PANELS, RATIOS, SEEDS, fig6_sweep
 
-PANELS = (1, 3, 5, 10)
-ETA_Z = (0.5, 1.0, 2.0, 3.0)
-RATIOS = (1, 2, 5, 10)
-SEEDS = tuple(range(1, 11))
 STEPS, BATCH, SEQ_LEN = 100, 128, 128
+RUNS = len(PANELS) * len(ETA_Z) * len(RATIOS) * len(SEEDS)
 
 
-def batched_sweep(dtype: torch.dtype) -> float:
-    start = time.perf_counter()
-    for q in PANELS:
-        classes = SequenceClasses(num_queries=q, next_per_query=2)
-        for eta_z in ETA_Z:
-            train(classes, eta_y=[r * eta_z for r in RATIOS], eta_z=eta_z, seeds=SEEDS,
-                  steps=STEPS, batch_size=BATCH, seq_len=SEQ_LEN, init="random",
-                  record_every=None, dtype=dtype, progress=False)
-    return time.perf_counter() - start
-
-
-def authors_style_run(classes: SequenceClasses, eta_y: float, eta_z: float, seed: int,
-                      dtype: torch.dtype) -> None:
-    """One run as the authors' decoder_only.py does it: a module, token-level batches, optim.SGD."""
+def module_run(classes: SequenceClasses, eta_y: float, eta_z: float, seed: int,
+               dtype: torch.dtype, tokens: bool) -> None:
+    """One run with a module and torch.optim.SGD: token-level batches (the authors'
+    decoder_only.py) or exact count batches (the straightforward loop)."""
     generator = torch.Generator().manual_seed(seed)
     model = YZModel(classes.M, init="random", generator=generator, dtype=dtype)
     optimizers = [torch.optim.SGD([model.Y], lr=eta_y, momentum=0.9),
                   torch.optim.SGD([model.Z], lr=eta_z, momentum=0.9)]
     for _ in range(STEPS):
-        contexts, queries, targets = classes.sample(BATCH, SEQ_LEN, generator)
-        loss = torch.nn.functional.cross_entropy(model(contexts, queries), targets)
+        if tokens:
+            contexts, queries, targets = classes.sample(BATCH, SEQ_LEN, generator)
+            logits = model(contexts, queries)
+        else:
+            counts, queries, targets = classes.sample_counts(BATCH, SEQ_LEN, generator, dtype)
+            logits = model.forward_counts(counts, queries)
+        loss = torch.nn.functional.cross_entropy(logits, targets)
         for opt in optimizers:
             opt.zero_grad()
         loss.backward()
@@ -58,49 +55,102 @@ def authors_style_run(classes: SequenceClasses, eta_y: float, eta_z: float, seed
 
 
 def one_at_a_time(kind: str, sample: int, dtype: torch.dtype) -> float:
-    """Seconds per run, averaged over ``sample`` runs of every panel; × 640 extrapolates."""
+    """Seconds for all 640 runs, extrapolated from ``sample`` runs of every panel."""
     seconds = 0.0
     for q in PANELS:
         classes = SequenceClasses(num_queries=q, next_per_query=2)
         start = time.perf_counter()
         for i in range(sample):
             eta_z, ratio, seed = ETA_Z[i % 4], RATIOS[(i // 4) % 4], SEEDS[i % 10]
-            if kind == "authors":
-                authors_style_run(classes, ratio * eta_z, eta_z, seed, dtype)
-            else:
+            if kind == "train":
                 train(classes, eta_y=ratio * eta_z, eta_z=eta_z, seeds=seed, steps=STEPS,
                       batch_size=BATCH, seq_len=SEQ_LEN, init="random", record_every=None,
                       dtype=dtype, progress=False)
-        seconds += (time.perf_counter() - start) / sample * len(ETA_Z) * len(RATIOS) * len(SEEDS)
+            else:
+                module_run(classes, ratio * eta_z, eta_z, seed, dtype, tokens=kind == "authors")
+        seconds += (time.perf_counter() - start) / sample * RUNS / len(PANELS)
     return seconds
 
 
-def population_rate(runs: int, steps: int = 500) -> float:
+def reference_population(classes: SequenceClasses, eta_y: list[float], steps: int) -> None:
+    """Yesterday's population dynamics (η_Z = 1, zero init): autograd through Lemma 2's
+    ``c_n`` over the full ``[R, M, M]`` matrices, vectorized SGD."""
+    R, M = len(eta_y), classes.M
+    Y, Z = torch.zeros(R, M, M, dtype=torch.float64), torch.zeros(R, M, M, dtype=torch.float64)
+    lr_y = torch.tensor(eta_y, dtype=torch.float64).view(-1, 1, 1)
+    probs, queries, targets = classes.probs(), classes.query_tokens, classes.next_tokens
+    for _ in range(steps):
+        Y.requires_grad_(True)
+        Z.requires_grad_(True)
+        u = theory.normalized_attention(theory.attention_limit(probs, Z, queries))  # [R, K, M]
+        log_p = torch.log_softmax(u @ Y, dim=-1)
+        loss = -log_p.gather(-1, targets.expand(R, -1).unsqueeze(-1)).mean((-1, -2))
+        gY, gZ = torch.autograd.grad(loss.sum(), (Y, Z))
+        with torch.no_grad():
+            Y = Y - lr_y * gY
+            Z = Z - gZ
+        if not torch.isfinite(loss).all():
+            raise FloatingPointError("reference population dynamics diverged")
+
+
+def population_rates(runs: int, rounds: int, steps: int = 300) -> tuple[float, float]:
+    """Best-of-``rounds`` run-steps/s of :func:`population` and of the reference."""
     classes = SequenceClasses()
-    start = time.perf_counter()
-    population(classes, eta_y=[1.0 + i for i in range(runs)], eta_z=1.0, steps=steps,
-               record_every=None, progress=False)
-    return runs * steps / (time.perf_counter() - start)
+    eta_y = [1.0 + i for i in range(runs)]
+    ours, reference = [], []
+    for _ in range(rounds + 1):  # the first round warms both up and is dropped
+        start = time.perf_counter()
+        population(classes, eta_y=eta_y, eta_z=1.0, steps=steps, record_every=None,
+                   progress=False)
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        reference_population(classes, eta_y, steps)
+        reference.append(time.perf_counter() - start)
+    return runs * steps / min(ours[1:]), runs * steps / min(reference[1:])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=3, help="runs per panel for the loops")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds for population dynamics")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-          f"torch threads, torch {torch.__version__}, {args.dtype}")
-    batched = batched_sweep(dtype)
-    authors = one_at_a_time("authors", args.sample, dtype)
-    single = one_at_a_time("train", args.sample, dtype)
-    print("(a) Fig 6 sweep, 640 runs x 100 SGD steps")
-    print(f"    batched train():                      {batched:8.1f} s")
-    print(f"    one at a time, authors' style (extr.): {authors:8.1f} s   -> {authors / batched:5.1f}x")
-    print(f"    one at a time, train() per run (extr.): {single:7.1f} s   -> {single / batched:5.1f}x")
-    print("(b) population dynamics on Syn-Small (M=34)")
-    print(f"    1 run:     {population_rate(1):10.0f} run-steps/s")
-    print(f"    64 runs:   {population_rate(64):10.0f} run-steps/s")
+
+    start = time.perf_counter()
+    sweep = fig6_sweep(dtype=dtype)
+    batched = time.perf_counter() - start
+    loops = {kind: one_at_a_time(kind, args.sample, dtype)
+             for kind in ("authors", "counts", "train")}
+    rates = {runs: population_rates(runs, args.rounds) for runs in (1, 64)}
+
+    names = {"authors": "one run at a time, authors' style (token-level batches)",
+             "counts": "one run at a time, straightforward loop (count batches)",
+             "train": "one run at a time, `train` per run"}
+    rows = [["batched `fig6_sweep` (what the book runs)", f"{batched:.1f} s", "1×"]]
+    rows += [[names[k], f"{s:.0f} s", f"{s / batched:.1f}× slower"] for k, s in loops.items()]
+    pop_rows = [[runs, f"{ours:,.0f}".replace(",", " "), f"{ref:,.0f}".replace(",", " "),
+                 f"{ours / ref:.1f}×"] for runs, (ours, ref) in rates.items()]
+    per_panel = ", ".join(f"M = {M}: {sweep.seconds[(q, 'random')]:.1f} s"
+                          for q, _, M in sweep.panels)
+    markdown = f"""
+Fig. 6 sweep, {RUNS} runs × {STEPS} SGD steps ({args.dtype}; loops timed on {args.sample} runs
+per panel and extrapolated):
+
+{table(["method", "wall time", "relative to batched"], rows)}
+
+Batched time per panel ({per_panel}).
+
+Population dynamics ($T \\to \\infty$, Syn-Small, $M = 34$, float64), run-steps per second,
+best of {args.rounds} interleaved rounds of 300 steps:
+
+{table(["runs", "`population`", "autograd reference", "speed-up"], pop_rows, "rrrr")}
+"""
+    data = {"dtype": args.dtype, "runs": RUNS, "batched_s": batched, "loops_s": loops,
+            "panel_s": {str(M): sweep.seconds[(q, "random")] for q, _, M in sweep.panels},
+            "population_run_steps_per_s": {str(r): {"population": a, "reference": b}
+                                           for r, (a, b) in rates.items()}}
+    print(write("dynamics", markdown, data).read_text())
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ interleaved in rounds so that machine load hits both alike. Also times the atten
 (one eval pass that returns [layers, B, 35, 35] weights) relative to a training step.
 
     python benchmarks/bench_lm.py [--vocab 2000] [--layers 1 3] [--steps 60] [--rounds 3]
+
+Writes ``benchmarks/results/lm.{json,md}``, which book/reproducibility.md includes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 import torch
 from torch import nn
 
+from _results import table, write
 from scansnap.lm import WikiLM
 
 
@@ -82,9 +85,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     tokens = 20 * 35
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {tokens} tokens/step")
-    print(f"{'vocab':>6} {'layers':>6} {'ours tok/s':>11} {'stock tok/s':>12} {'ratio':>6} "
-          f"{'step ms':>8} {'probe ms':>9} {'probe/step':>10}")
+    rows, data = [], []
     for vocab in args.vocab:
         for nlayers in args.layers:
             torch.manual_seed(0)
@@ -97,8 +98,19 @@ def main() -> None:
                 t_stock.append(time_training(stock, batches, vocab))
             a, b = min(t_ours), min(t_stock)
             probe = time_probe(ours, batches[0][:-1])
-            print(f"{vocab:>6} {nlayers:>6} {tokens / a:>11.0f} {tokens / b:>12.0f} {b / a:>6.2f} "
-                  f"{a * 1e3:>8.1f} {probe * 1e3:>9.2f} {probe / a:>10.2f}")
+            rows.append([vocab, nlayers, f"{tokens / a:,.0f}".replace(",", " "),
+                         f"{tokens / b:,.0f}".replace(",", " "), f"{b / a:.2f}×",
+                         f"{a * 1e3:.0f} ms", f"{probe / a:.2f}"])
+            data.append({"vocab": vocab, "layers": nlayers, "step_s": a, "stock_step_s": b,
+                         "probe_s": probe})
+    markdown = f"""
+Training steps of {tokens} tokens (20 × 35), best of {args.rounds} interleaved rounds of
+{args.steps} steps:
+
+{table(["vocabulary", "layers", "ours, tokens/s", "stock encoder, tokens/s", "ratio", "step",
+        "probe / training step"], rows, "rrrrrrr")}
+"""
+    print(write("lm", markdown, {"runs": data}).read_text())
 
 
 if __name__ == "__main__":

@@ -8,14 +8,13 @@ Prints, in one process:
 (b) a scrubber's cost: seconds per frame to render, and bytes per frame as stored in the page
     (256-colour palette PNG vs matplotlib's default PNG).
 
-Usage: ``python benchmarks/bench_widgets.py [--repeats N]``. The numbers in
-book/reproducibility.md come from this script.
+Usage: ``python benchmarks/bench_widgets.py [--repeats N]``. Writes
+``benchmarks/results/widgets.{json,md}``, which book/reproducibility.md includes.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
@@ -27,6 +26,7 @@ import ipywidgets as widgets  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from _results import table, write  # noqa: E402
 from scansnap.widgets import figure_to_png, live, scrubber  # noqa: E402
 
 SIZE = (7, 2.6)
@@ -106,15 +106,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=40)
     args = parser.parse_args()
 
-    print(f"Python {platform.python_version()}, matplotlib {matplotlib.__version__}, "
-          f"{platform.machine()}, figure {SIZE[0]}x{SIZE[1]} in at {plt.rcParams['figure.dpi']} dpi")
-    print(f"{'figure':<22} {'fast path ms':>12} {'naive ms':>9} {'speed-up':>8}")
+    rows, data = [], {"figures": {}}
     for name, fast, naive in (("20-bar chart", bars_fast, bars_naive),
                               ("5 curves + legend", curves_fast, curves_naive)):
         update, figure = fast()
         fast_ms = median_redraw_ms(update, figure, args.repeats)
         naive_ms = median_redraw_ms(naive, None, args.repeats)
-        print(f"{name:<22} {fast_ms:>12.1f} {naive_ms:>9.1f} {naive_ms / fast_ms:>7.1f}x")
+        rows.append([name, f"{fast_ms:.0f} ms", f"{naive_ms:.0f} ms", f"{naive_ms / fast_ms:.1f}×"])
+        data["figures"][name] = {"fast_ms": fast_ms, "rebuild_ms": naive_ms}
 
     frames = 20
     start = time.perf_counter()
@@ -123,8 +122,19 @@ def main() -> None:
     palette = statistics.median(len(image.value) for image in widget.images)
     plain = statistics.median(len(figure_to_png(bars_naive(v), palette=False))
                               for v in np.linspace(0.2, 4.8, 5))
-    print(f"scrubber: {1000 * per_frame:.0f} ms per frame (build + render); "
-          f"{palette / 1024:.1f} KB per palette frame vs {plain / 1024:.1f} KB default PNG")
+    data |= {"scrubber_ms_per_frame": 1000 * per_frame, "palette_kb": palette / 1024,
+             "default_png_kb": plain / 1024}
+    markdown = f"""
+Median over {args.repeats} redraws of a {SIZE[0]}×{SIZE[1]} in figure at
+{plt.rcParams['figure.dpi']:.0f} dpi (matplotlib {matplotlib.__version__}):
+
+{table(["figure", "fast path", "rebuild every time", "speed-up"], rows)}
+
+A scrubber frame (the 20-bar chart) takes {palette / 1024:.1f} KB as a 256-colour palette PNG
+({plain / 1024:.1f} KB as matplotlib's default PNG) and {1000 * per_frame:.0f} ms to build and
+render at build time.
+"""
+    print(write("widgets", markdown, data).read_text())
 
 
 if __name__ == "__main__":

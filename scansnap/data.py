@@ -76,12 +76,17 @@ class SequenceClasses:
         global_common = torch.arange(self.num_common).expand(self.K, -1)
         query_common = first_query_common + self.class_query[:, None] * Cq + torch.arange(Cq)
         self._common = torch.cat([global_common, query_common], dim=1)  # [K, C + Cq]
+        self._support = torch.cat([self._common, self._distinct], dim=1)  # [K, C + Cq + U]
 
         probs = torch.zeros(self.K, self.M, dtype=torch.float64)
         rows = classes[:, None]
         probs[rows, self._common] = self.common_weight
         probs[rows, self._distinct] = torch.linspace(lo, hi, U, dtype=torch.float64)
         self._probs = probs / probs.sum(dim=1, keepdim=True)
+        # The count sampler's chain: token j of the support takes Binomial(left, p_j / Σ_{i≥j} p_i).
+        p = self._probs.gather(1, self._support)  # [K, S]
+        remaining_mass = p.flip(1).cumsum(1).flip(1)
+        self._binomial_shares = (p / remaining_mass).clamp(0.0, 1.0)  # rounding only: mass >= p
 
     # --- the distribution -------------------------------------------------------------------
     def probs(self) -> torch.Tensor:
@@ -110,6 +115,12 @@ class SequenceClasses:
     def common_index(self) -> torch.Tensor:
         """``[K, num_common + common_per_query]``: row ``n`` holds :meth:`common_tokens` of ``n``."""
         return self._common.clone()
+
+    @property
+    def support_index(self) -> torch.Tensor:
+        """``[K, S]``: row ``n`` holds every token class ``n`` can draw, its common tokens then
+        its distinct ones (``S = num_common + common_per_query + distinct_per_next``)."""
+        return self._support.clone()
 
     # --- sampling ---------------------------------------------------------------------------
     def sample(
@@ -142,20 +153,33 @@ class SequenceClasses:
         (Assumption 1a), so a multinomial draw of the counts is exact. It is drawn as a chain of
         conditional binomials over the class's support, so its cost does not grow with ``T``.
         """
+        n, support_counts = self.sample_support_counts(batch_size, seq_len, generator, dtype=dtype)
+        counts = torch.zeros(len(n), self.M, dtype=dtype)
+        counts.scatter_(1, self._support[n], support_counts)
+        return counts, self.query_tokens[n], self.next_tokens[n]
+
+    def sample_support_counts(
+        self,
+        batch_size: int,
+        seq_len: int,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The draw behind :meth:`sample_counts`, kept on each class's support: the classes
+        ``n [B]`` and the counts ``[B, S]`` of the tokens ``support_index[n]`` (every other
+        token has count 0). Class-grouped training works in this form (Lemma 1: only these
+        entries of ``Y`` and ``Z`` receive gradient)."""
         batch_size, seq_len = self._check_sizes(batch_size, seq_len)
         generator = _check_generator(generator)
         n = torch.randint(self.K, (batch_size,), generator=generator)
-        support = torch.cat([self._common, self._distinct], dim=1)[n]  # [B, S]
-        p = self._probs[n[:, None], support]  # [B, S]
-        remaining_mass = p.flip(1).cumsum(1).flip(1)
+        shares = self._binomial_shares[n]  # [B, S]
         left = torch.full((batch_size,), float(seq_len - 1), dtype=torch.float64)
-        counts = torch.zeros(batch_size, self.M, dtype=torch.float64)
-        for j in range(support.shape[1]):
-            share = (p[:, j] / remaining_mass[:, j]).clamp(0.0, 1.0)  # rounding only: mass >= p
-            drawn = torch.binomial(left, share, generator=generator)
-            counts[torch.arange(batch_size), support[:, j]] = drawn
-            left = left - drawn
-        return counts.to(dtype), self.query_tokens[n], self.next_tokens[n]
+        counts = torch.empty(batch_size, shares.shape[1], dtype=torch.float64)
+        for j in range(shares.shape[1]):
+            drawn = torch.binomial(left, shares[:, j], generator=generator)
+            counts[:, j] = drawn
+            left -= drawn
+        return n, counts.to(dtype)
 
     # --- helpers ----------------------------------------------------------------------------
     def _check_class(self, n: int) -> int:

@@ -3,8 +3,15 @@
 :func:`train` is finite-``T`` SGD/Adam on sampled sequences (Section 8's experiments);
 :func:`population` is the ``T → ∞`` expected dynamics of Lemma 2 (``c_n``, ``f_n`` in place of
 sampled contexts, classes weighted equally). Both run every combination of learning rates and
-seeds as one vectorized tensor program over a leading run axis, in the order of
-``itertools.product(eta_y, eta_z, seeds)`` (seeds fastest), and return a :class:`Run`.
+seeds as one vectorized tensor program over a leading run axis — ``itertools.product(eta_y,
+eta_z, seeds)``, or explicit ``(η_Y, η_Z)`` pairs × seeds — seeds fastest, and return a
+:class:`Run`.
+
+The (Y, Z) model is trained in class-grouped blocks with Lemma 1's closed-form gradients
+(:mod:`scansnap.grouped`): only the rows of ``Y`` of contextual tokens and the entries of ``Z``
+at (query, token in its classes' support) ever receive gradient. The full model, the residual
+variant and weight decay (which moves every entry) go through autograd on
+:func:`scansnap.models.yz_logits`; both paths see the same batches and agree to rounding.
 
 Randomness: each seed owns two ``torch.Generator`` streams, one for the data and one for the
 random init, so a run's result does not depend on what else is batched with it, and runs that
@@ -15,8 +22,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,11 +33,15 @@ from tqdm.auto import trange
 from . import theory
 from ._validate import as_float_list, as_int_list, check_bool, check_choice, check_float, check_int
 from .data import SequenceClasses
+from .grouped import GroupedBatch, Layout, blocks_to_full, full_to_blocks, grouped_step
 from .models import INITS, full_to_yz, yz_logits
 
 OPTIMIZERS = ("sgd", "adam")
 MODELS = ("yz", "full")
 _PROGRESS_THRESHOLD = 20_000  # run-steps above which a progress bar is shown by default
+
+Params = list[torch.Tensor]
+Objective = Callable[[int, Params], tuple[torch.Tensor, Params]]
 
 
 @dataclass
@@ -41,6 +52,8 @@ class Run:
     ``t``'s update. ``Y, Z [R, S, M, M]`` are snapshots after ``steps[s]`` updates. ``configs``
     lists each run's ``(eta_y, eta_z, seed)``; ``diverged [R]`` flags runs whose loss became
     non-finite (they are stopped there; their later snapshots are not meaningful).
+    Runs can be picked (:meth:`select`) and joined (:meth:`concat`); :meth:`grid` and
+    :meth:`by_pair` reshape the run axis, read from ``configs`` alone.
     """
 
     classes: SequenceClasses
@@ -65,13 +78,33 @@ class Run:
         return torch.tensor([c[2] for c in self.configs])
 
     @property
+    def pairs(self) -> list[tuple[float, float]]:
+        """The distinct ``(η_Y, η_Z)`` pairs, in order of first appearance."""
+        return _unique((c[0], c[1]) for c in self.configs)
+
+    @property
     def grid_shape(self) -> tuple[int, int, int]:
-        """``(len(eta_y), len(eta_z), len(seeds))``: the run axis reshapes to this grid."""
-        return tuple(len(v) for v in self.settings["grid"])  # type: ignore[return-value]
+        """``(len(eta_y), len(eta_z), len(seeds))`` when the runs are that product, in order."""
+        axes = [_unique(c[i] for c in self.configs) for i in range(3)]
+        if self.configs == list(itertools.product(*axes)):
+            return tuple(len(a) for a in axes)  # type: ignore[return-value]
+        legacy = self.settings.get("grid")  # a grid a caller declared for concatenated runs
+        if legacy is not None and math.prod(len(v) for v in legacy) == len(self.configs):
+            return tuple(len(v) for v in legacy)  # type: ignore[return-value]
+        raise ValueError("the runs are not an eta_y × eta_z × seeds product (e.g. explicit "
+                         "pairs): reshape with Run.by_pair instead of Run.grid")
 
     def grid(self, values: torch.Tensor) -> torch.Tensor:
         """Reshape a per-run tensor ``[R, ...]`` to ``[n_eta_y, n_eta_z, n_seeds, ...]``."""
         return values.reshape(*self.grid_shape, *values.shape[1:])
+
+    def by_pair(self, values: torch.Tensor) -> torch.Tensor:
+        """Reshape a per-run tensor ``[R, ...]`` to ``[n_pairs, n_seeds, ...]`` (the runs must be
+        :attr:`pairs` × seeds, seeds fastest, as :func:`train` orders them)."""
+        seeds = _unique(c[2] for c in self.configs)
+        if self.configs != [(*p, s) for p in self.pairs for s in seeds]:
+            raise ValueError("the runs are not (eta_y, eta_z) pairs × seeds with seeds fastest")
+        return values.reshape(len(self.pairs), len(seeds), *values.shape[1:])
 
     def attention(self) -> torch.Tensor:
         """``c_{l|ψ(n),n}`` (Lemma 2) at every snapshot: ``[R, S, K, M]``."""
@@ -84,16 +117,67 @@ class Run:
         return [i for i, config in enumerate(self.configs)
                 if all(w is None or math.isclose(w, c) for w, c in zip(wanted, config))]
 
+    def select(self, indices: Sequence[int]) -> Run:
+        """The runs at ``indices`` (e.g. from :meth:`index`), in that order."""
+        idx = as_int_list("indices", indices, low=0, high=len(self.configs) - 1)
+        pick = torch.tensor(idx, dtype=torch.long)
+        settings = {k: v for k, v in self.settings.items() if k != "grid"}
+        return replace(self, configs=[self.configs[i] for i in idx], Y=self.Y[pick],
+                       Z=self.Z[pick], loss=self.loss[pick], diverged=self.diverged[pick],
+                       settings=settings)
+
+    @staticmethod
+    def concat(runs: Sequence[Run]) -> Run:
+        """One :class:`Run` holding the runs of ``runs`` in order (same classes and snapshot
+        steps; settings that differ between them are dropped)."""
+        runs = list(runs)
+        if not runs or not all(isinstance(r, Run) for r in runs):
+            raise TypeError("runs must be a non-empty sequence of Run")
+        first = runs[0]
+        if any(r.classes is not first.classes or not torch.equal(r.steps, first.steps)
+               for r in runs):
+            raise ValueError("runs must share their classes and snapshot steps to be concatenated")
+        settings = {k: v for k, v in first.settings.items()
+                    if k != "grid" and all(r.settings.get(k) == v for r in runs)}
+        return Run(classes=first.classes, configs=[c for r in runs for c in r.configs],
+                   steps=first.steps, Y=torch.cat([r.Y for r in runs]),
+                   Z=torch.cat([r.Z for r in runs]), loss=torch.cat([r.loss for r in runs]),
+                   diverged=torch.cat([r.diverged for r in runs]), settings=settings)
+
     def __repr__(self) -> str:
         R, S, M, _ = self.Z.shape
         return (f"Run(R={R} runs, S={S} snapshots of steps {self.steps[0].item()}.."
                 f"{self.steps[-1].item()}, M={M}, diverged={int(self.diverged.sum())})")
 
 
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """PyTorch's SGD (momentum buffer ``b ← μ b + g``, no dampening) or Adam, with L2
+    ``weight_decay`` added to the gradient as both do."""
+
+    name: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        check_choice("optimizer", self.name, OPTIMIZERS)
+        check_float("momentum", self.momentum, low=0.0, high=1.0)
+        check_float("weight_decay", self.weight_decay, low=0.0)
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise TypeError("betas must be a pair (beta1, beta2) of numbers in [0, 1)")
+        for i, b in enumerate(self.betas):
+            check_float(f"betas[{i}]", b, low=0.0, high=1.0 - 1e-12)
+        check_float("eps", self.eps, low=0.0, low_open=True)
+
+
 def train(
     classes: SequenceClasses,
-    eta_y: float | Sequence[float] = 1.0,
-    eta_z: float | Sequence[float] = 1.0,
+    eta_y: float | Sequence[float] | None = None,
+    eta_z: float | Sequence[float] | None = None,
+    *,
+    pairs: Sequence[tuple[float, float]] | None = None,
     steps: int = 100,
     batch_size: int = 128,
     seq_len: int = 128,
@@ -102,7 +186,6 @@ def train(
     init: str = "zero",
     seeds: int | Sequence[int] = (1,),
     record_every: int | None = 2,
-    *,
     model: str = "yz",
     d: int = 128,
     normalize: bool = True,
@@ -114,18 +197,20 @@ def train(
     device: str | torch.device | None = None,
     progress: bool | None = None,
     on_divergence: str = "raise",
-    observe: Callable[[int, list[torch.Tensor], tuple[torch.Tensor, ...]], None] | None = None,
+    observe: Callable[[int, Params, tuple[torch.Tensor, ...]], None] | None = None,
 ) -> Run:
     """Finite-``T`` training on sampled sequences (Section 8; the authors' ``decoder_only.py``).
 
     ``eta_y`` is the learning rate of the decoder ``Y`` and ``eta_z`` of the attention ``Z``
-    (Lemma 1); each may be a scalar or a sequence, and so may ``seeds``: every combination runs
-    batched, in ``itertools.product(eta_y, eta_z, seeds)`` order. ``optimizer="sgd"`` follows
-    PyTorch's SGD (momentum buffer ``b ← μ b + g``, no dampening); ``"adam"`` PyTorch's Adam.
+    (Lemma 1), default 1; each may be a scalar or a sequence, and so may ``seeds``: every
+    combination runs batched, in ``itertools.product(eta_y, eta_z, seeds)`` order. Or give
+    explicit ``pairs=[(η_Y, η_Z), ...]`` (then not ``eta_y``/``eta_z``): runs are
+    ``pairs × seeds``, seeds fastest (a Fig 6 panel's 16 pairs are one program).
+    ``optimizer="sgd"`` follows PyTorch's SGD, ``"adam"`` PyTorch's Adam (:class:`OptimizerConfig`).
     ``init`` is ``"zero"`` (the theory) or ``"random"`` (``U(±1/√M)``, the authors' Fig 6).
     ``model="full"`` trains ``U, W_Q, W_K, W_V`` of width ``d`` (``U, W_V`` at ``eta_y``;
     ``W_Q, W_K`` at ``eta_z``; needs ``init="random"``) and records the equivalent ``(Y, Z)``.
-    Contexts are drawn as exact token-count vectors (:meth:`SequenceClasses.sample_counts`).
+    Batches: exact token-count vectors, drawn per seed by :func:`batches`.
     ``record_every`` sets the snapshot cadence (``None``: only the first and final states).
     A run whose loss becomes non-finite is stopped and flagged; ``on_divergence="raise"`` then
     raises ``FloatingPointError``, ``"flag"`` only sets ``Run.diverged``.
@@ -133,74 +218,100 @@ def train(
     current parameters (``[R, ...]`` each: ``Y, Z`` or ``U, W_Q, W_K, W_V``; read them, do not
     modify them) and the step's batch ``(counts, queries, targets)``, one per seed
     (``[len(seeds), ...]``, in ``seeds`` order): to measure something along training.
+    ``device``: where the program runs (``"cuda"`` on a GPU); the returned tensors are on the CPU.
     """
-    if not isinstance(classes, SequenceClasses):
-        raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
-    grid = _grid(eta_y, eta_z, seeds)
+    _check_classes(classes)
+    configs, grid = _configs(eta_y, eta_z, pairs, seeds)
     steps = check_int("steps", steps, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
     seq_len = check_int("seq_len", seq_len, low=2)
-    optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
-    momentum = check_float("momentum", momentum, low=0.0, high=1.0)
+    opt = OptimizerConfig(optimizer, momentum, weight_decay, betas, eps)
     init = check_choice("init", init, INITS)
     model = check_choice("model", model, MODELS)
     d = check_int("d", d, low=1)
     normalize, residual = check_bool("normalize", normalize), check_bool("residual", residual)
-    weight_decay = check_float("weight_decay", weight_decay, low=0.0)
-    betas = _check_betas(betas)
-    eps = check_float("eps", eps, low=0.0, low_open=True)
-    on_divergence = check_choice("on_divergence", on_divergence, ("raise", "flag"))
     if observe is not None and not callable(observe):
         raise TypeError(f"observe must be callable or None, got {type(observe).__name__}")
     if model == "full" and init == "zero":
         raise ValueError("init must be 'random' for model='full': at zero the full model's "
                          "gradients vanish (a saddle point)")
+    device = _device(device)
+    seed_list = _unique(c[2] for c in configs)
+    stream = _batch_stream(classes, seed_list, batch_size, seq_len, dtype, device)
+    full, lrs = _init_params(model, init, classes.M, d, configs, seed_list, dtype)
+    M, D = classes.M, len(seed_list)
 
-    configs = list(itertools.product(*grid))
-    unique_seeds = grid[2]
-    data_streams = [torch.Generator().manual_seed(s) for s in unique_seeds]
-    M = classes.M
+    def dense_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        n, support_counts, _ = batch
+        counts = support_counts.new_zeros(*n.shape, M)
+        counts.scatter_(-1, classes.support_index.to(device)[n], support_counts)
+        return counts, classes.query_tokens.to(device)[n], classes.next_tokens.to(device)[n]
 
-    params, groups = _init_params(model, init, M, d, configs, unique_seeds, dtype)
-    to_yz = (lambda p: (p[0], p[1])) if model == "yz" else (lambda p: full_to_yz(*p))
+    grouped = model == "yz" and not residual and opt.weight_decay == 0
+    if grouped:
+        layout = Layout.of(classes)
+        params = full_to_blocks(layout, *(p.to(device) for p in full))
+        lrs = _block_rates(lrs, params)
+        base_Y, base_Z = full
 
-    def draw() -> tuple[torch.Tensor, ...]:
-        draws = [classes.sample_counts(batch_size, seq_len, g, dtype=dtype) for g in data_streams]
-        return tuple(torch.stack(parts) for parts in zip(*draws))
+        def write_yz(p: Params, Y: torch.Tensor, Z: torch.Tensor) -> None:
+            Y.copy_(base_Y)
+            Z.copy_(base_Z)
+            blocks_to_full(layout, [b.cpu() for b in p], Y, Z)
 
-    drawn: list[tuple[torch.Tensor, ...]] = []  # the step's batch, when watch() drew it first
+        def objective(step: int, p: Params) -> tuple[torch.Tensor, Params]:
+            batch = next(stream)
+            if observe is not None:
+                Y, Z = torch.empty_like(base_Y), torch.empty_like(base_Z)
+                write_yz(p, Y, Z)
+                observe(step, [Y, Z], tuple(t.cpu() for t in dense_batch(batch)))
+            n, support_counts, targets = batch
+            step_batch = GroupedBatch.build(layout, n, support_counts,
+                                            classes.next_tokens.to(device)[n])
+            return grouped_step(layout, *p, step_batch, normalize=normalize)
+    else:
+        params = [p.to(device) for p in full]
 
-    def watch(step: int, params: list[torch.Tensor]) -> None:
-        drawn.append(draw())
-        observe(step, params, drawn[-1])  # type: ignore[misc]
+        def write_yz(p: Params, Y: torch.Tensor, Z: torch.Tensor) -> None:
+            with torch.no_grad():
+                Y_now, Z_now = (p[0], p[1]) if model == "yz" else full_to_yz(*p)
+            Y.copy_(Y_now)
+            Z.copy_(Z_now)
 
-    def loss_of(step: int, Y: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
-        counts, queries, targets = (t.to(Y.device) for t in (drawn.pop() if drawn else draw()))
-        # Seeds run fastest, so [R, ...] views as [lr combos, seeds, ...] and each seed's batch
-        # broadcasts over its learning rates without being copied.
-        by_seed = (-1, len(unique_seeds), M, M)
-        logits = yz_logits(Y.view(by_seed), Z.view(by_seed), counts, queries,
-                           normalize=normalize, residual=residual)
-        return _cross_entropy(logits, targets.expand(*logits.shape[:-1])).reshape(-1)
+        def objective(step: int, p: Params) -> tuple[torch.Tensor, Params]:
+            counts, queries, targets = dense_batch(next(stream))
+            if observe is not None:
+                observe(step, [t.cpu() for t in p], (counts.cpu(), queries.cpu(), targets.cpu()))
+            leaves = [t.detach().requires_grad_(True) for t in p]
+            Y, Z = (leaves[0], leaves[1]) if model == "yz" else full_to_yz(*leaves)
+            # Seeds run fastest, so [R, ...] views as [lr pairs, seeds, ...] and each seed's
+            # batch broadcasts over its learning rates without being copied.
+            logits = yz_logits(Y.view(-1, D, M, M), Z.view(-1, D, M, M), counts, queries,
+                               normalize=normalize, residual=residual)
+            loss = _cross_entropy(logits, targets.expand(*logits.shape[:-1])).reshape(-1)
+            return loss.detach(), list(torch.autograd.grad(loss.sum(), leaves))
 
-    settings = dict(kind="train", optimizer=optimizer, momentum=momentum, init=init, model=model,
-                    d=d, batch_size=batch_size, seq_len=seq_len, normalize=normalize,
-                    residual=residual, weight_decay=weight_decay, betas=betas, eps=eps,
-                    grid=grid)
-    return _optimize(classes, configs, params, groups, to_yz, loss_of, steps, record_every,
-                     optimizer, momentum, weight_decay, betas, eps, device, progress,
-                     on_divergence, settings, observe=watch if observe is not None else None)
+    settings = dict(kind="train", optimizer=opt.name, momentum=opt.momentum, init=init,
+                    model=model, d=d, batch_size=batch_size, seq_len=seq_len, normalize=normalize,
+                    residual=residual, weight_decay=opt.weight_decay, betas=tuple(opt.betas),
+                    eps=opt.eps)
+    if grid is not None:
+        settings["grid"] = grid
+    return _optimize(classes, configs, params, [lr.to(device) for lr in lrs], objective, write_yz,
+                     steps=steps, record_every=record_every, opt=opt, progress=progress,
+                     on_divergence=on_divergence, settings=settings)
 
 
 def population(
     classes: SequenceClasses,
-    eta_y: float | Sequence[float] = 1.0,
-    eta_z: float | Sequence[float] = 1.0,
+    eta_y: float | Sequence[float] | None = None,
+    eta_z: float | Sequence[float] | None = None,
+    *,
+    pairs: Sequence[tuple[float, float]] | None = None,
     steps: int = 100,
     init: str = "zero",
     seeds: int | Sequence[int] = (1,),
     record_every: int | None = 1,
-    *,
     normalize: bool = True,
     dtype: torch.dtype = torch.float64,
     device: str | torch.device | None = None,
@@ -211,47 +322,135 @@ def population(
 
     ``J = −(1/K) Σ_n log softmax(Yᵀ f_n)_n`` with ``f_n = c_n / ||c_n||`` and ``c_n`` of Eqn 5,
     i.e. the expected loss with classes weighted equally and contexts replaced by their limit.
-    No sampling: ``seeds`` only matter for ``init="random"``. Same :class:`Run` type as
-    :func:`train` (``loss[:, t]`` is the expected loss before step ``t``).
+    No sampling: ``seeds`` only matter for ``init="random"``. Same :class:`Run` type and run
+    order as :func:`train` (``loss[:, t]`` is the expected loss before step ``t``). It is the
+    class-grouped step of :func:`train` on one fixed "batch": one example per class whose
+    counts are ``P(l | n)`` (``c_n ∝ P(l|n) e^{z_{ψ(n) l}}``, Eqn 5).
     """
-    if not isinstance(classes, SequenceClasses):
-        raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
-    grid = _grid(eta_y, eta_z, seeds)
+    _check_classes(classes)
+    configs, grid = _configs(eta_y, eta_z, pairs, seeds)
     steps = check_int("steps", steps, low=1)
     init = check_choice("init", init, INITS)
     normalize = check_bool("normalize", normalize)
-    on_divergence = check_choice("on_divergence", on_divergence, ("raise", "flag"))
-    configs = list(itertools.product(*grid))
-    params, groups = _init_params("yz", init, classes.M, 0, configs, grid[2], dtype)
-    probs, queries, targets = classes.probs().to(dtype), classes.query_tokens, classes.next_tokens
+    device = _device(device)
+    layout = Layout.of(classes)
+    full, lrs = _init_params("yz", init, classes.M, 0, configs, _unique(c[2] for c in configs),
+                             dtype)
+    params = full_to_blocks(layout, *(p.to(device) for p in full))
+    n = torch.arange(classes.K, device=device)[None]  # one example per class, one "seed"
+    probs = classes.probs().to(device=device, dtype=dtype)
+    batch = GroupedBatch.build(layout, n, probs.gather(1, layout.support.to(device))[None],
+                               classes.next_tokens.to(device)[None])
 
-    def loss_of(step: int, Y: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
-        c = theory.attention_limit(probs.to(Z.device), Z, queries.to(Z.device))  # [R, K, M]
-        u = theory.normalized_attention(c) if normalize else c
-        return _cross_entropy(u @ Y, targets.to(Y.device).expand(len(configs), -1))
+    def write_yz(p: Params, Y: torch.Tensor, Z: torch.Tensor) -> None:
+        Y.copy_(full[0])
+        Z.copy_(full[1])
+        blocks_to_full(layout, [b.cpu() for b in p], Y, Z)
+
+    def objective(step: int, p: Params) -> tuple[torch.Tensor, Params]:
+        return grouped_step(layout, *p, batch, normalize=normalize)
 
     settings = dict(kind="population", optimizer="sgd", momentum=0.0, init=init, model="yz",
-                    normalize=normalize, grid=grid)
-    return _optimize(classes, configs, params, groups, lambda p: (p[0], p[1]), loss_of, steps,
-                     record_every, "sgd", 0.0, 0.0, (0.9, 0.999), 1e-8, device, progress,
-                     on_divergence, settings)
+                    normalize=normalize)
+    if grid is not None:
+        settings["grid"] = grid
+    return _optimize(classes, configs, params, [lr.to(device) for lr in _block_rates(lrs, params)],
+                     objective, write_yz,
+                     steps=steps, record_every=record_every,
+                     opt=OptimizerConfig("sgd", momentum=0.0), progress=progress,
+                     on_divergence=on_divergence, settings=settings)
+
+
+def batches(
+    classes: SequenceClasses, seed: int, batch_size: int, seq_len: int,
+    dtype: torch.dtype = torch.float64,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The batches :func:`train` gives the runs of ``seed``, in order: ``(counts [B, M],
+    queries [B], targets [B])`` per step.
+
+    Step ``t``'s batch is the ``t``-th call of :meth:`SequenceClasses.sample_counts` on the
+    seed's data stream ``torch.Generator().manual_seed(seed)`` (drawn on the classes' supports
+    by :meth:`SequenceClasses.sample_support_counts`, the same random numbers).
+    """
+    _check_classes(classes)
+    seed = check_int("seed", seed, low=0)
+    support = classes.support_index
+    for n, support_counts, _ in _seed_stream(classes, seed, batch_size, seq_len, dtype):
+        counts = torch.zeros(len(n), classes.M, dtype=dtype).scatter_(1, support[n],
+                                                                      support_counts)
+        yield counts, classes.query_tokens[n], classes.next_tokens[n]
+
+
+# --- optimizer steps (PyTorch semantics), vectorized over the run axis ------------------------
+def sgd_step(params: Params, grads: Params, lrs: Params, buffers: Params, *, momentum: float,
+             first: bool) -> None:
+    """``b ← μ b + g`` (``b = g`` at the first step), ``p ← p − lr·b``; in place."""
+    for p, g, lr, buf in zip(params, grads, lrs, buffers):
+        if momentum:
+            if first:
+                buf.copy_(g)
+            else:
+                buf.mul_(momentum).add_(g)
+            g = buf
+        p.addcmul_(g, lr, value=-1.0)
+
+
+def adam_step(params: Params, grads: Params, lrs: Params, moments: tuple[Params, Params], *,
+              betas: tuple[float, float], eps: float, step: int) -> None:
+    """Adam with bias correction (``step`` counts from 0); in place."""
+    b1, b2 = betas
+    for p, g, lr, m, v in zip(params, grads, lrs, *moments):
+        m.mul_(b1).add_(g, alpha=1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (v / (1 - b2 ** (step + 1))).sqrt_().add_(eps)
+        p.addcmul_(m / denom, lr / (1 - b1 ** (step + 1)), value=-1.0)
 
 
 # --- internals ------------------------------------------------------------------------------
-def _grid(eta_y: Any, eta_z: Any, seeds: Any) -> tuple[list[float], list[float], list[int]]:
-    eta_y_list = as_float_list("eta_y", eta_y, low=0.0)
-    eta_z_list = as_float_list("eta_z", eta_z, low=0.0)
+def _check_classes(classes: Any) -> None:
+    if not isinstance(classes, SequenceClasses):
+        raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
+
+
+def _unique(values: Any) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a str, a torch.device or None, got {type(device).__name__}")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device must be 'cpu' here: CUDA is not available")
+    return device
+
+
+def _configs(eta_y: Any, eta_z: Any, pairs: Any, seeds: Any
+             ) -> tuple[list[tuple[float, float, int]], tuple[list, list, list] | None]:
+    """Each run's ``(eta_y, eta_z, seed)`` and the product grid (None for explicit pairs)."""
     seed_list = as_int_list("seeds", seeds, low=0)
     if len(set(seed_list)) != len(seed_list):
         raise ValueError(f"seeds must be distinct, got {seed_list}")
-    return eta_y_list, eta_z_list, seed_list
-
-
-def _check_betas(betas: Any) -> tuple[float, float]:
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise TypeError("betas must be a pair (beta1, beta2) of numbers in [0, 1)")
-    return tuple(check_float(f"betas[{i}]", b, low=0.0, high=1.0 - 1e-12)  # type: ignore[return-value]
-                 for i, b in enumerate(betas))
+    if pairs is None:
+        eta_y_list = as_float_list("eta_y", 1.0 if eta_y is None else eta_y, low=0.0)
+        eta_z_list = as_float_list("eta_z", 1.0 if eta_z is None else eta_z, low=0.0)
+        grid = (eta_y_list, eta_z_list, seed_list)
+        return list(itertools.product(*grid)), grid
+    if eta_y is not None or eta_z is not None:
+        raise ValueError("give either eta_y/eta_z (their product is run) or pairs, not both")
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence) or not pairs:
+        raise TypeError("pairs must be a non-empty sequence of (eta_y, eta_z) pairs")
+    pair_list = []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"pairs[{i}] must be a pair (eta_y, eta_z), got {pair!r}")
+        pair_list.append((check_float(f"pairs[{i}][0] (eta_y)", pair[0], low=0.0),
+                          check_float(f"pairs[{i}][1] (eta_z)", pair[1], low=0.0)))
+    if len(set(pair_list)) != len(pair_list):
+        raise ValueError(f"pairs must be distinct, got {pair_list}")
+    return [(ey, ez, s) for ey, ez in pair_list for s in seed_list], None
 
 
 def _init_stream(seed: int) -> torch.Generator:
@@ -259,10 +458,31 @@ def _init_stream(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
 
 
+def _seed_stream(classes: SequenceClasses, seed: int, batch_size: int, seq_len: int,
+                 dtype: torch.dtype) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per step: classes ``n [B]``, support counts ``[B, S]`` and targets."""
+    batch_size = check_int("batch_size", batch_size, low=1)
+    seq_len = check_int("seq_len", seq_len, low=2)
+    data = torch.Generator().manual_seed(seed)
+    while True:
+        n, counts = classes.sample_support_counts(batch_size, seq_len, data, dtype=dtype)
+        yield n, counts, classes.next_tokens[n]
+
+
+def _batch_stream(classes: SequenceClasses, seeds: list[int], batch_size: int, seq_len: int,
+                  dtype: torch.dtype, device: torch.device
+                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Every seed's step batch stacked: ``n [D, B]``, support counts ``[D, B, S]``, targets."""
+    streams = [_seed_stream(classes, s, batch_size, seq_len, dtype) for s in seeds]
+    while True:
+        parts = [next(s) for s in streams]
+        yield tuple(torch.stack(t).to(device) for t in zip(*parts))  # type: ignore[misc]
+
+
 def _init_params(
     model: str, init: str, M: int, d: int, configs: list[tuple[float, float, int]],
     unique_seeds: list[int], dtype: torch.dtype,
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+) -> tuple[Params, Params]:
     """Initial parameters ``[R, ...]`` (one draw per seed, shared by its runs) and each
     parameter's per-run learning-rate tensor."""
     eta_y = torch.tensor([c[0] for c in configs], dtype=dtype)
@@ -289,6 +509,11 @@ def _init_params(
     return params, [lr.view(-1, *([1] * (p.ndim - 1))) for lr, p in zip(lrs, params)]
 
 
+def _block_rates(lrs: Params, blocks: Params) -> Params:
+    """``(eta_y, eta_z)`` per run, shaped for ``[Y_common, Y_distinct, Z_query]``."""
+    return [lr.reshape(-1, *([1] * (b.ndim - 1))) for lr, b in zip((lrs[0], lrs[0], lrs[1]), blocks)]
+
+
 def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy per run: logits ``[R, B, M]``, targets ``[R, B]`` → ``[R]``."""
     log_probs = torch.log_softmax(logits, dim=-1)
@@ -305,77 +530,53 @@ def _record_steps(steps: int, record_every: int | None) -> list[int]:
 def _optimize(
     classes: SequenceClasses,
     configs: list[tuple[float, float, int]],
-    params: list[torch.Tensor],
-    lrs: list[torch.Tensor],
-    to_yz: Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]],
-    loss_of: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor],
+    params: Params,
+    lrs: Params,
+    objective: Objective,
+    write_yz: Callable[[Params, torch.Tensor, torch.Tensor], None],
+    *,
     steps: int,
     record_every: int | None,
-    optimizer: str,
-    momentum: float,
-    weight_decay: float,
-    betas: tuple[float, float],
-    eps: float,
-    device: str | torch.device | None,
+    opt: OptimizerConfig,
     progress: bool | None,
     on_divergence: str,
     settings: dict[str, Any],
-    observe: Callable[[int, list[torch.Tensor]], None] | None = None,
 ) -> Run:
-    """The shared loop: vectorized SGD (PyTorch semantics) or Adam over the run axis;
-    ``observe(step, params)`` is called before each step's update."""
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    params = [p.to(device) for p in params]
-    lrs = [lr.to(device) for lr in lrs]
-    R, M = len(configs), classes.M
-    record_at = _record_steps(steps, record_every)
-    dtype = params[0].dtype
-    Ys = torch.empty(R, len(record_at), M, M, dtype=dtype)
-    Zs = torch.empty_like(Ys)
-    losses = torch.empty(R, steps, dtype=dtype)
-    diverged = torch.zeros(R, dtype=torch.bool, device=device)
-    state = [[torch.zeros_like(p) for p in params] for _ in range(2)]  # momentum / Adam moments
-    show = progress if progress is not None else R * steps >= _PROGRESS_THRESHOLD
+    """The shared loop: ``objective(step, params) → (loss [R], grads)``, then one optimizer
+    step; ``write_yz(params, Y, Z)`` fills the snapshots at the recorded steps."""
+    on_divergence = check_choice("on_divergence", on_divergence, ("raise", "flag"))
     if progress is not None:
         check_bool("progress", progress)
+    R, M = len(configs), classes.M
+    record_at = _record_steps(steps, record_every)
+    dtype, device = params[0].dtype, params[0].device
+    Ys = torch.empty(R, len(record_at), M, M, dtype=dtype)
+    Zs = torch.empty_like(Ys)
+    losses = torch.empty(R, steps, dtype=dtype, device=device)
+    diverged = torch.zeros(R, dtype=torch.bool, device=device)
+    state = ([torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params])
+    show = progress if progress is not None else R * steps >= _PROGRESS_THRESHOLD
 
     def snapshot(slot: int) -> None:
-        with torch.no_grad():
-            Y, Z = to_yz(params)
-            Ys[:, slot], Zs[:, slot] = Y.cpu(), Z.cpu()
+        write_yz(params, Ys[:, slot], Zs[:, slot])
 
     snapshot(0)
     for step in trange(steps, disable=not show, desc=f"{settings['kind']} ({R} runs)", leave=False):
-        if observe is not None:
-            observe(step, params)
-        leaves = [p.detach().requires_grad_(True) for p in params]
-        loss = loss_of(step, *to_yz(leaves))
-        grads = torch.autograd.grad(loss.sum(), leaves)
-        losses[:, step] = loss.detach().cpu()
+        loss, grads = objective(step, params)
+        losses[:, step] = loss
         with torch.no_grad():
-            for i, (p, g, lr) in enumerate(zip(params, grads, lrs)):
-                if weight_decay:
-                    g = g + weight_decay * p
-                if optimizer == "sgd":
-                    if momentum:
-                        buf = state[0][i]
-                        if step == 0:
-                            buf.copy_(g)
-                        else:
-                            buf.mul_(momentum).add_(g)
-                        g = buf
-                    p.addcmul_(g, lr, value=-1.0)
-                else:
-                    m, v = state[0][i], state[1][i]
-                    m.mul_(betas[0]).add_(g, alpha=1 - betas[0])
-                    v.mul_(betas[1]).addcmul_(g, g, value=1 - betas[1])
-                    denom = (v / (1 - betas[1] ** (step + 1))).sqrt_().add_(eps)
-                    p.addcmul_(m / denom, lr / (1 - betas[0] ** (step + 1)), value=-1.0)
+            if opt.weight_decay:
+                grads = [g + opt.weight_decay * p for g, p in zip(grads, params)]
+            if opt.name == "sgd":
+                sgd_step(params, grads, lrs, state[0], momentum=opt.momentum, first=step == 0)
+            else:
+                adam_step(params, grads, lrs, state, betas=opt.betas, eps=opt.eps, step=step)
             # A non-finite loss means the parameters left the finite range in the last update.
-            newly = ~torch.isfinite(loss.detach()) & ~diverged
-            if newly.any():
-                diverged |= newly
-                lrs = [lr * (~diverged).view_as(lr).to(lr.dtype) for lr in lrs]
+            finite = torch.isfinite(loss)
+            if not bool(finite.all()) and bool((~finite & ~diverged).any()):
+                diverged |= ~finite
+                lrs = [lr * (~diverged).view(-1, *([1] * (lr.ndim - 1))).to(lr.dtype)
+                       for lr in lrs]
         if step + 1 in record_at:
             snapshot(record_at.index(step + 1))
 
@@ -387,5 +588,5 @@ def _optimize(
             "finite runs and inspect Run.diverged"
         )
     return Run(classes=classes, configs=[tuple(c) for c in configs],
-               steps=torch.tensor(record_at), Y=Ys, Z=Zs, loss=losses,
+               steps=torch.tensor(record_at), Y=Ys, Z=Zs, loss=losses.cpu(),
                diverged=diverged.cpu(), settings=settings)

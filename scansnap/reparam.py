@@ -444,9 +444,9 @@ def train_full_with_rates(classes: SequenceClasses, eta_y: float, eta_z: float, 
             embedding_norms[r, i] = params[0][r].norm(dim=1).numpy()
             norms[r, i] = [float(p[r].norm()) for p in params[1:]]
 
-    run = train(classes, eta_y, eta_z, steps, batch_size, seq_len, "sgd", momentum, "random",
-                seeds, record_every, model="full", d=d, dtype=dtype, progress=False,
-                observe=measure)
+    run = train(classes, eta_y, eta_z, steps=steps, batch_size=batch_size, seq_len=seq_len,
+                momentum=momentum, init="random", seeds=seeds, record_every=record_every,
+                model="full", d=d, dtype=dtype, progress=False, observe=measure)
     return FullTraining(run, measure_at, *(rates[f] for f in fields),
                         embedding_norms=embedding_norms, weight_norms=norms,
                         predicted=predicted_rates(d, eta_y, eta_z))

@@ -8,8 +8,8 @@ from a **random** init (``zero_init=false``). The measured quantity is the entro
 final ``c_n`` restricted to class ``n``'s distinct tokens and renormalized, averaged over
 classes (:func:`scansnap.metrics.distinct_entropy`).
 
-:func:`fig6_sweep` runs every panel as a few batched :func:`scansnap.train` programs (one per
-``η_Z``: ``η_Y = ratio · η_Z`` for all ratios and seeds at once) and returns a :class:`Sweep`:
+:func:`fig6_sweep` runs every panel as one batched :func:`scansnap.train` program (its
+``(η_Y = ratio · η_Z, η_Z)`` pairs × seeds) and returns a :class:`Sweep`:
 one row per run (:attr:`Sweep.rows`), the per-cell mean, standard error and per-seed standard
 deviation (:meth:`Sweep.cells`), the recall-vs-threshold curves of Figs 11–12
 (:attr:`Sweep.recall`) and the structural checks of PAPER.md D.14 (:func:`structural_checks`).
@@ -146,8 +146,8 @@ def fig6_sweep(
     """Run the Fig 6 sweep (PAPER.md B.4): every ``(num_queries, init, η_Z, η_Y/η_Z, seed)``.
 
     Each panel is ``SequenceClasses(num_queries=q, next_per_query=2)`` (the authors'
-    Syn-Medium); each ``(panel, init, η_Z)`` is one batched :func:`scansnap.train` call over all
-    ratios and seeds. Defaults are the paper's full 640-run sweep with the authors' random init;
+    Syn-Medium); each ``(panel, init)`` is one batched :func:`scansnap.train` call over its
+    16 ``(η_Y, η_Z)`` pairs and the seeds (the batches are drawn once per seed). Defaults are the paper's full 640-run sweep with the authors' random init;
     pass ``inits=("random", "zero")`` to add the theory's zero init. Runs that diverge are an
     error (none do at these settings). Also records the recall-vs-threshold curves of Figs 11–12
     (:func:`scansnap.metrics.recall_vs_threshold`) at :func:`threshold_grid` of each panel.
@@ -176,16 +176,16 @@ def fig6_sweep(
             panel_info.append((q, classes.K, classes.M))
             thresholds[q] = threshold_grid(classes.M)
         start = time.perf_counter()
-        H, rec = [], []
-        for ez in eta_z_list:
-            run = train(classes, eta_y=[r * ez for r in ratio_list], eta_z=ez, seeds=seed_list,
-                        steps=steps, batch_size=batch_size, seq_len=seq_len, momentum=momentum,
-                        init=init, record_every=None, dtype=dtype, progress=False)
-            final = run.Z[:, -1].double()
-            H.append(run.grid(metrics.distinct_entropy(classes, final).mean(-1))[:, 0])
-            rec.append(run.grid(metrics.recall_vs_threshold(classes, final, thresholds[q]))[:, 0])
-        entropy[(q, init)] = torch.stack(H).numpy()
-        recall[(q, init)] = torch.stack(rec).numpy()
+        pairs = [(r * ez, ez) for ez in eta_z_list for r in ratio_list]
+        run = train(classes, pairs=pairs, seeds=seed_list, steps=steps, batch_size=batch_size,
+                    seq_len=seq_len, momentum=momentum, init=init, record_every=None,
+                    dtype=dtype, progress=False)
+        final = run.Z[:, -1].double()
+        shape = (len(eta_z_list), len(ratio_list), len(seed_list))
+        entropy[(q, init)] = run.by_pair(metrics.distinct_entropy(classes, final).mean(-1)) \
+            .reshape(shape).numpy()
+        recall[(q, init)] = run.by_pair(
+            metrics.recall_vs_threshold(classes, final, thresholds[q])).reshape(*shape, -1).numpy()
         seconds[(q, init)] = time.perf_counter() - start
     settings = dict(steps=steps, batch_size=batch_size, seq_len=seq_len, momentum=momentum,
                     next_per_query=2, optimizer="sgd", dtype=str(dtype).replace("torch.", ""))

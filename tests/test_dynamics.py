@@ -6,6 +6,9 @@ import pytest
 import torch
 
 from scansnap import SequenceClasses, metrics, population, theory, train
+from scansnap.dynamics import Run, batches
+from scansnap.grouped import GroupedBatch, Layout, full_to_blocks, grouped_step
+from scansnap.models import YZModel, yz_logits
 
 
 @pytest.fixture(scope="module")
@@ -91,26 +94,196 @@ def test_eta_z_zero_freezes_attention(syn_small):
     assert torch.equal(run.Z[0, 0], run.Z[0, -1]) and not torch.equal(run.Y[0, 0], run.Y[0, -1])
 
 
-def test_momentum_matches_torch_sgd(syn_small):
-    """Our vectorized SGD equals torch.optim.SGD on the same batches (one run)."""
-    from scansnap.models import YZModel
-
-    run = train(syn_small, eta_y=0.7, eta_z=0.3, steps=5, batch_size=8, seq_len=16,
-                init="random", seeds=7, record_every=None)
-    model = YZModel(34)
+def _torch_reference(classes, run, optimizer, seed, steps, batch_size, seq_len, *, residual=False,
+                     **opt_kwargs):
+    """One run replayed with YZModel + a torch.optim optimizer on the same batches."""
+    model = YZModel(classes.M, residual=residual)
     with torch.no_grad():
         model.Y.copy_(run.Y[0, 0])
         model.Z.copy_(run.Z[0, 0])
-    opt = torch.optim.SGD([{"params": [model.Y], "lr": 0.7}, {"params": [model.Z], "lr": 0.3}],
-                          momentum=0.9)
-    data = torch.Generator().manual_seed(7)
-    for _ in range(5):
-        counts, queries, targets = syn_small.sample_counts(8, 16, data)
+    eta_y, eta_z, _ = run.configs[0]
+    opt = optimizer([{"params": [model.Y], "lr": eta_y}, {"params": [model.Z], "lr": eta_z}],
+                    **opt_kwargs)
+    stream = batches(classes, seed, batch_size, seq_len)
+    for _ in range(steps):
+        counts, queries, targets = next(stream)
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model.forward_counts(counts, queries), targets).backward()
         opt.step()
-    torch.testing.assert_close(run.Z[0, -1], model.Z.detach(), rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(run.Y[0, -1], model.Y.detach(), rtol=1e-10, atol=1e-12)
+    return model.Y.detach(), model.Z.detach()
+
+
+def test_momentum_matches_torch_sgd(syn_small):
+    """Our vectorized SGD equals torch.optim.SGD on the same batches (one run)."""
+    run = train(syn_small, eta_y=0.7, eta_z=0.3, steps=30, batch_size=8, seq_len=16,
+                init="random", seeds=7, record_every=None)
+    Y, Z = _torch_reference(syn_small, run, torch.optim.SGD, 7, 30, 8, 16, momentum=0.9)
+    torch.testing.assert_close(run.Z[0, -1], Z, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(run.Y[0, -1], Y, rtol=1e-10, atol=1e-12)
+
+
+def test_adam_matches_torch_adam(syn_small):
+    """Adam (bias correction included) equals torch.optim.Adam on the same batches."""
+    run = train(syn_small, eta_y=0.05, eta_z=0.2, steps=30, batch_size=8, seq_len=16,
+                init="random", seeds=5, optimizer="adam", betas=(0.8, 0.99), eps=1e-6,
+                record_every=None)
+    Y, Z = _torch_reference(syn_small, run, torch.optim.Adam, 5, 30, 8, 16, betas=(0.8, 0.99),
+                            eps=1e-6)
+    torch.testing.assert_close(run.Z[0, -1], Z, rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(run.Y[0, -1], Y, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_weight_decay_matches_torch(syn_small, optimizer):
+    """weight_decay adds +λp to the gradient (it shrinks the weights), as torch.optim does."""
+    kwargs = dict(momentum=0.9) if optimizer == "sgd" else {}
+    run = train(syn_small, eta_y=0.3, eta_z=0.3, steps=20, batch_size=8, seq_len=16,
+                init="random", seeds=2, optimizer=optimizer, weight_decay=0.5,
+                record_every=None, **kwargs)
+    ref = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
+    Y, Z = _torch_reference(syn_small, run, ref, 2, 20, 8, 16, weight_decay=0.5, **kwargs)
+    torch.testing.assert_close(run.Z[0, -1], Z, rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(run.Y[0, -1], Y, rtol=1e-9, atol=1e-11)
+    plain = train(syn_small, eta_y=0.3, eta_z=0.3, steps=20, batch_size=8, seq_len=16,
+                  init="random", seeds=2, optimizer=optimizer, record_every=None, **kwargs)
+    assert run.Y[0, -1].norm() < plain.Y[0, -1].norm()
+
+
+def test_residual_training_matches_torch_sgd(syn_small):
+    """residual=True (Section 7: the query's one-hot added before LN) through train and through
+    YZModel + torch.optim.SGD on the same batches."""
+    run = train(syn_small, eta_y=0.5, eta_z=0.5, steps=10, batch_size=8, seq_len=16,
+                init="random", seeds=3, residual=True, record_every=None)
+    Y, Z = _torch_reference(syn_small, run, torch.optim.SGD, 3, 10, 8, 16, residual=True,
+                            momentum=0.9)
+    torch.testing.assert_close(run.Z[0, -1], Z, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(run.Y[0, -1], Y, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("common_per_query,distinct_per_next,block",
+                         [(0, 10, 3), (3, 10, 3), (0, 30, 1), (2, 4, 6)])
+def test_grouped_step_equals_autograd(normalize, common_per_query, distinct_per_next, block):
+    """The class-grouped closed form (Lemma 1) gives yz_logits' loss and autograd's gradients,
+    also with per-query common tokens, groups of 1, 3 or all 6 classes, and several seeds ×
+    learning-rate pairs."""
+    classes = SequenceClasses(num_queries=3, next_per_query=2, common_per_query=common_per_query,
+                              distinct_per_next=distinct_per_next)
+    layout, M, D, L, B = Layout.of(classes), classes.M, 2, 3, 24
+    assert layout.block == block
+    g = torch.Generator().manual_seed(0)
+    Y, Z = (torch.randn(L * D, M, M, generator=g, dtype=torch.float64) for _ in range(2))
+    draws = [classes.sample_support_counts(B, 20, g) for _ in range(D)]
+    n = torch.stack([d[0] for d in draws])
+    support_counts = torch.stack([d[1] for d in draws])
+    batch = GroupedBatch.build(layout, n, support_counts, classes.next_tokens[n])
+    loss, grads = grouped_step(layout, *full_to_blocks(layout, Y, Z), batch, normalize=normalize)
+
+    counts = torch.zeros(D, B, M, dtype=torch.float64).scatter_(2, classes.support_index[n],
+                                                               support_counts)
+    leaves = [t.clone().requires_grad_(True) for t in (Y, Z)]
+    logits = yz_logits(leaves[0].view(L, D, M, M), leaves[1].view(L, D, M, M), counts,
+                       classes.query_tokens[n], normalize=normalize)
+    ref = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, M), classes.next_tokens[n].expand(L, D, B).reshape(-1),
+        reduction="none").view(L * D, B).mean(-1)
+    dY, dZ = torch.autograd.grad(ref.sum(), leaves)
+    torch.testing.assert_close(loss, ref.detach(), rtol=1e-12, atol=1e-12)
+    for got, want in zip(grads, full_to_blocks(layout, dY, dZ)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    # every entry outside the blocks has exactly zero gradient (why the blocks suffice)
+    outside = torch.ones(M, M, dtype=torch.bool)
+    outside[: layout.first_query] = False
+    assert (dY[:, outside] == 0).all()
+    q0 = layout.first_query
+    assert (dZ[:, :q0] == 0).all() and (dZ[:, q0 + classes.num_queries:] == 0).all()
+
+
+def test_yz_logits_residual_branch():
+    """residual=True adds the query's one-hot to Xᵀb before the ℓ2 normalization (Section 7)."""
+    classes = SequenceClasses()
+    g = torch.Generator().manual_seed(1)
+    Y, Z = (torch.randn(34, 34, generator=g, dtype=torch.float64) for _ in range(2))
+    counts, queries, _ = classes.sample_counts(5, 12, g)
+    got = yz_logits(Y, Z, counts, queries, residual=True)
+    for b in range(5):
+        a = counts[b] * torch.exp(Z[queries[b]])
+        v = a / a.sum()
+        v[queries[b]] += 1.0
+        torch.testing.assert_close(got[b], (v / v.norm()) @ Y, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(got, yz_logits(Y, Z, counts, queries))
+
+
+def test_init_stream_is_independent_of_data_stream(syn_small):
+    """A seed's random init does not consume or copy its data stream: zero and random init see
+    the same batches, and the init is not the data generator's first draw."""
+    seen = {}
+    for init in ("zero", "random"):
+        batches_seen = []
+        run = train(syn_small, steps=3, batch_size=4, seq_len=8, init=init, seeds=6,
+                    record_every=None,
+                    observe=lambda step, params, batch, out=batches_seen: out.append(batch[0]))
+        seen[init] = (run, batches_seen)
+    for a, b in zip(seen["zero"][1], seen["random"][1]):
+        assert torch.equal(a, b)
+    first = next(batches(syn_small, 6, 4, 8))[0]
+    assert torch.equal(seen["random"][1][0][0], first)
+    data = torch.Generator().manual_seed(6)
+    bound = 1 / math.sqrt(34)
+    as_if_data = (2 * torch.rand(34, 34, generator=data, dtype=torch.float64) - 1) * bound
+    assert not torch.allclose(seen["random"][0].Y[0, 0], as_if_data)
+
+
+def test_explicit_pairs_equal_product_runs(syn_small):
+    """pairs=[(η_Y, η_Z), ...] runs exactly those pairs × seeds; each equals its product run."""
+    kwargs = dict(steps=8, batch_size=8, seq_len=16, init="random", record_every=4)
+    run = train(syn_small, pairs=[(2.0, 1.0), (0.5, 0.25)], seeds=[1, 2], **kwargs)
+    assert run.configs == [(2.0, 1.0, 1), (2.0, 1.0, 2), (0.5, 0.25, 1), (0.5, 0.25, 2)]
+    assert run.pairs == [(2.0, 1.0), (0.5, 0.25)]
+    assert run.by_pair(run.loss).shape == (2, 2, 8)
+    with pytest.raises(ValueError, match="product"):
+        run.grid(run.loss)
+    alone = train(syn_small, eta_y=0.5, eta_z=0.25, seeds=2, **kwargs)
+    torch.testing.assert_close(run.Z[3], alone.Z[0], rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="pairs"):
+        train(syn_small, eta_y=1.0, pairs=[(1.0, 1.0)], steps=2)
+    with pytest.raises(TypeError, match="pairs"):
+        train(syn_small, pairs=[(1.0,)], steps=2)
+
+
+def test_run_select_and_concat(syn_small):
+    """select/concat keep configs and tensors together; grid_shape is read from the configs, so
+    a concatenation is a grid exactly when its runs form one (no metadata to fake)."""
+    kwargs = dict(eta_z=[1.0, 3.0], seeds=[1, 2], steps=4, record_every=None)
+    a, b = train(syn_small, eta_y=1.0, **kwargs), train(syn_small, eta_y=2.0, **kwargs)
+    both = Run.concat([a, b])
+    assert both.configs == a.configs + b.configs
+    assert both.grid_shape == (2, 2, 2)
+    torch.testing.assert_close(both.grid(both.Z)[1, 0, 1], b.Z[1])
+    ragged = Run.concat([a, b.select([0])])  # 5 runs: not a grid
+    with pytest.raises(ValueError, match="product"):
+        ragged.grid(ragged.loss)
+    picked = both.select(both.index(seed=2))
+    assert picked.configs == [(1.0, 1.0, 2), (1.0, 3.0, 2), (2.0, 1.0, 2), (2.0, 3.0, 2)]
+    assert picked.grid_shape == (2, 2, 1)
+    torch.testing.assert_close(picked.Y[2], b.Y[1])
+    with pytest.raises(TypeError, match="Run"):
+        Run.concat([])
+    with pytest.raises(ValueError, match="indices"):
+        both.select([8])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_train_and_population_on_cuda(syn_small):
+    """device='cuda' runs the same program on the GPU: same result as on the CPU (float64)."""
+    kwargs = dict(eta_y=[1.0, 2.0], eta_z=1.0, steps=10, batch_size=16, seq_len=32,
+                  init="random", seeds=[1, 2], record_every=5)
+    cpu, gpu = train(syn_small, **kwargs), train(syn_small, device="cuda", **kwargs)
+    torch.testing.assert_close(gpu.Z, cpu.Z, rtol=1e-9, atol=1e-11)
+    assert gpu.Z.device.type == "cpu"
+    pop = population(syn_small, eta_y=2.0, eta_z=1.0, steps=20, device="cuda")
+    torch.testing.assert_close(pop.Z, population(syn_small, eta_y=2.0, eta_z=1.0, steps=20).Z,
+                               rtol=1e-9, atol=1e-11)
 
 
 def test_observe_sees_each_step_before_its_update(syn_small):
@@ -128,9 +301,9 @@ def test_observe_sees_each_step_before_its_update(syn_small):
     for step, (Y, Z), (counts, queries, targets) in seen:
         assert torch.equal(Y, run.Y[:, step]) and torch.equal(Z, run.Z[:, step])
         assert counts.shape == (2, 4, syn_small.M) and queries.shape == targets.shape == (2, 4)
-    data = torch.Generator().manual_seed(4)  # seed 4's stream: its batches, in order
+    stream = batches(syn_small, 4, 4, 8)  # seed 4's batches, in order
     for step in range(3):
-        counts, _, targets = syn_small.sample_counts(4, 8, data)
+        counts, _, targets = next(stream)
         assert torch.equal(seen[step][2][0][1], counts) and torch.equal(seen[step][2][2][1], targets)
     plain = train(syn_small, **kwargs)
     assert torch.equal(run.Z, plain.Z) and torch.equal(run.loss, plain.loss)
@@ -196,6 +369,18 @@ def test_divergence_is_raised_or_flagged(syn_small):
     run = train(syn_small, eta_y=[1.0, 1e308], eta_z=1e308, steps=5, init="random",
                 on_divergence="flag")
     assert run.diverged.tolist() == [False, True]
+
+
+def test_one_diverging_run_among_finite_ones_raises(syn_small):
+    """on_divergence='raise' raises when any run of the batch diverges, not only when all do;
+    'flag' marks only that run and leaves the others' results as if they ran alone."""
+    kwargs = dict(eta_z=1.0, steps=6, init="random", seeds=[1, 2], record_every=None)
+    with pytest.raises(FloatingPointError, match=r"1 run\(s\) diverged"):
+        train(syn_small, eta_y=[0.5, 1e308, 2.0], **(kwargs | dict(seeds=[1])))
+    run = train(syn_small, eta_y=[0.5, 1e308, 2.0], on_divergence="flag", **kwargs)
+    assert run.diverged.tolist() == [False, False, True, True, False, False]
+    alone = train(syn_small, eta_y=2.0, **kwargs)
+    torch.testing.assert_close(run.Z[4:], alone.Z, rtol=1e-10, atol=1e-12)
 
 
 def test_large_learning_rate_stays_finite(syn_small):

@@ -322,3 +322,17 @@ def test_paper_size_runs_on_the_real_data(monkeypatch):
     assert len(corpus.vocab) > ci_vocab  # the full vocabulary, not the CI cap
     assert run.steps.tolist() == [0, 1, 2, 3]
     assert torch.isfinite(run.probe_loss).all() and torch.isfinite(run.entropy).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_train_lm_on_cuda():
+    """device='cuda' trains on the GPU and returns CPU tensors; the run learns as on the CPU
+    (dropout masks come from the device's generator, so the two runs differ in detail)."""
+    ids = synthetic_ids()
+    kw = dict(lr=1.0, steps=60, checkpoint_every=20, seed=3, progress=False, batch_size=8,
+              bptt=12)
+    gpu = lm.train_lm(ids, 1, device="cuda", **kw)
+    assert gpu.config["device"] == "cuda" and gpu.probe_maps.device.type == "cpu"
+    assert next(gpu.model.parameters()).device.type == "cpu"
+    cpu = lm.train_lm(ids, 1, device="cpu", **kw)
+    assert abs(float(gpu.loss[-1] - cpu.loss[-1])) < 0.5 * float(cpu.loss[0] - cpu.loss[-1])

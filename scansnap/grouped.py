@@ -1,0 +1,223 @@
+"""The (Y, Z) model on class-grouped count batches: loss and Lemma 1's gradients in closed form.
+
+Facts of the model make this cheap (Section 3.1, Lemma 1): without positional encoding a batch
+is a count matrix; an example of class ``n`` has counts only on ``n``'s support (its common
+tokens, then its distinct tokens), so only the entries ``z_{ψ(n), l}`` of ``Z`` for ``l`` in the
+support and only the rows of ``Y`` of contextual tokens receive gradient; and the distinct rows
+of ``Y`` belong to one class each. So the state is kept in blocks — ``Y_common [R, C, M]`` (the
+common tokens' rows, ``C = num_common + num_queries·common_per_query``), ``Y_distinct
+[R, K, U, M]`` (class ``n``'s distinct rows) and ``Z_query [R, num_queries, M]`` (the rows of
+the query tokens) — and the distinct products run grouped by class (examples padded to the
+largest class count) instead of densely over ``M × M``. Every other entry keeps its initial
+value under SGD and Adam alike (zero gradient, zero moments), as long as there is no weight
+decay; :func:`blocks_to_full` writes the blocks back into full matrices.
+
+:func:`grouped_step` equals :func:`scansnap.models.yz_logits` + cross-entropy + autograd to
+rounding (``tests/test_dynamics.py`` checks it for SGD and Adam, normalized or not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .data import SequenceClasses
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the blocks sit in ``Y`` and ``Z`` (the authors' token layout, PAPER.md B.0)."""
+
+    M: int
+    K: int
+    num_queries: int
+    num_common: int  # C: global + per-query common tokens, ids [0, C)
+    distinct: int  # U per class, ids [C, C + K·U)
+    first_query: int  # the query tokens' rows of Z: [first_query, first_query + num_queries)
+    class_common: int  # common tokens one class sees (C_global + common_per_query)
+    support: torch.Tensor  # [K, S] common then distinct token ids of each class
+    class_query: torch.Tensor  # [K] query block of each class
+    block: int  # classes per group: their distinct rows (contiguous) form one block of Y
+
+    @classmethod
+    def of(cls, classes: SequenceClasses) -> Layout:
+        common = classes.num_common + classes.num_queries * classes.common_per_query
+        K, U = classes.K, classes.distinct_per_next
+        # Groups of a few classes: a batched GEMM of tiny matrices ([≈B/K, U] @ [U, M]) is
+        # dominated by per-matrix overhead, so b classes share one [b·U]-row block (the zeros of
+        # the other classes' columns cost less than the overhead saved); b divides K.
+        block = max(b for b in range(1, K + 1) if K % b == 0 and (b == 1 or b * U <= _BLOCK_ROWS))
+        return cls(M=classes.M, K=K, num_queries=classes.num_queries, num_common=common,
+                   distinct=U, first_query=common + K * U,
+                   class_common=classes.num_common + classes.common_per_query,
+                   support=classes.support_index, class_query=classes.class_query, block=block)
+
+
+@dataclass
+class GroupedBatch:
+    """One step's examples, per seed ``D`` (batch size ``B``), indexed for :func:`grouped_step`.
+
+    ``log_counts [D, B, S]`` (``-inf`` for absent tokens); ``z_index [D, B·S]`` into the
+    flattened ``Z_query [num_queries·M]``; ``common_pos [D, B, C_n]`` the common tokens' rows;
+    ``order [D·K·G]`` the example (flat over seeds, ``d·B + b``) in each slot of the
+    class-grouped layout (``G`` slots per class, padding repeats the seed's example 0),
+    ``filled [D, K·G, 1]`` 1 for real slots, ``slot [D·B]`` each example's slot (flat,
+    ``d·K·G + s``); ``distinct_columns [D, B, U]`` where an example's distinct tokens sit in
+    its group's ``[b·U]`` rows (with groups of ``b = Layout.block`` classes, ``K`` above reads
+    ``K/b``); ``targets [D, B, 1]`` and ``minus_one [D, B, 1]`` (for ``p − e_target``).
+    """
+
+    log_counts: torch.Tensor
+    z_index: torch.Tensor
+    common_pos: torch.Tensor
+    order: torch.Tensor
+    filled: torch.Tensor
+    slot: torch.Tensor
+    distinct_columns: torch.Tensor
+    targets: torch.Tensor
+    minus_one: torch.Tensor
+    common_in_order: bool  # every class sees exactly the common tokens 0..C-1: no scatter
+    in_order: bool  # the grouped layout is the batch itself (one group, or population)
+
+    @classmethod
+    def build(cls, layout: Layout, n: torch.Tensor, counts: torch.Tensor,
+              targets: torch.Tensor) -> GroupedBatch:
+        """From classes ``n [D, B]``, support counts ``[D, B, S]`` and targets ``[D, B]``."""
+        D, B = n.shape
+        support = layout.support.to(n.device)[n]  # [D, B, S]
+        rows = layout.class_query.to(n.device)[n]  # [D, B]
+        z_index = (rows[..., None] * layout.M + support).reshape(D, -1)
+        # Grouped slots: sort each seed's examples by group of classes, then slot j of group k.
+        groups = layout.K // layout.block
+        group = n // layout.block  # [D, B]
+        per_group = torch.nn.functional.one_hot(group, groups).sum(1)  # [D, groups]
+        G = max(int(per_group.max()), 1)
+        sorted_group, order = torch.sort(group, dim=1, stable=True)  # [D, B]
+        start = torch.cumsum(per_group, 1) - per_group  # first sorted position of each group
+        rank = torch.arange(B, device=n.device) - start.gather(1, sorted_group)  # within group
+        slot_sorted = sorted_group * G + rank
+        slot = torch.empty_like(n).scatter_(1, order, slot_sorted)
+        grouped = torch.zeros(D, groups * G, dtype=torch.long, device=n.device)
+        grouped.scatter_(1, slot_sorted, order)
+        filled = torch.zeros(D, groups * G, 1, dtype=counts.dtype, device=n.device)
+        filled.scatter_(1, slot_sorted[..., None], 1.0)
+        seeds = torch.arange(D, device=n.device)[:, None]
+        U = layout.distinct
+        columns = (n % layout.block)[..., None] * U + torch.arange(U, device=n.device)
+        return cls(log_counts=counts.log(), z_index=z_index,
+                   common_pos=support[..., : layout.class_common],
+                   order=(seeds * B + grouped).reshape(-1), filled=filled,
+                   slot=(seeds * groups * G + slot).reshape(-1), distinct_columns=columns,
+                   targets=targets[..., None],
+                   minus_one=counts.new_full((D, B, 1), -1.0),
+                   common_in_order=layout.class_common == layout.num_common,
+                   in_order=groups * G == B and bool(
+                       (grouped == torch.arange(B, device=n.device)).all()))
+
+
+def grouped_step(
+    layout: Layout,
+    Y_common: torch.Tensor,
+    Y_distinct: torch.Tensor,
+    Z_query: torch.Tensor,
+    batch: GroupedBatch,
+    *,
+    normalize: bool = True,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Per-run mean cross-entropy ``[R]`` and its gradients ``[∂Y_common, ∂Y_distinct, ∂Z_query]``.
+
+    Runs ``R = L·D`` are ordered with the ``D`` seeds fastest, so each seed's batch serves its
+    ``L`` learning-rate pairs by broadcasting. The forward is ``Yᵀ LN(Xᵀ b_T)`` of Section 3.1
+    with ``Xᵀ b_T = q ⊙ exp(z_{ψ(n)}) / Σ q ⊙ exp(z_{ψ(n)})`` over the class's support; the
+    backward is Lemma 1 (``∂Y = f (p − e_target)ᵀ``, and the softmax-through-LN chain for ``Z``).
+    """
+    D, B, S = batch.log_counts.shape
+    R, C, M = Y_common.shape
+    L, U, Cn = R // D, layout.distinct, layout.class_common
+    groups, width = layout.K // layout.block, layout.block * layout.distinct
+    Yc = Y_common.view(L, D, C, M)
+    Yd = Y_distinct.view(L, D, groups, width, M)  # a group's distinct rows are contiguous
+    Zf = Z_query.view(L, D, -1)
+
+    # forward: attention over the support, then the decoder, common rows + class's distinct rows
+    z = Zf.gather(2, batch.z_index.expand(L, D, B * S)).view(L, D, B, S)  # z_{ψ(n), l}
+    w = torch.softmax(z + batch.log_counts, dim=-1)  # Xᵀ b_T on the support        [L, D, B, S]
+    norm = torch.linalg.vector_norm(w, dim=-1, keepdim=True) if normalize else None
+    u = w / norm if normalize else w  # f = LN(Xᵀ b_T)                               [L, D, B, S]
+    common_pos = batch.common_pos.expand(L, D, B, Cn)
+    if batch.common_in_order:  # the class's common tokens are all of them, ids 0..C-1
+        u_common = u[..., :Cn]
+    else:
+        u_common = u.new_zeros(L, D, B, C).scatter_(3, common_pos, u[..., :Cn])  # [L, D, B, C]
+    regroup = (lambda t: t) if batch.in_order else (lambda t: _rows(t, batch.order, D))
+    ungroup = (lambda t: t) if batch.in_order else (lambda t: _rows(t, batch.slot, D))
+    u_distinct = u[..., Cn:]  # [L, D, B, U]
+    if layout.block > 1:  # into the group's columns
+        u_distinct = u.new_zeros(L, D, B, width).scatter_(
+            3, batch.distinct_columns.expand(L, D, B, U), u_distinct)  # [L, D, B, b·U]
+    u_grouped = u_distinct if batch.in_order else regroup(u_distinct) * batch.filled
+    u_grouped = u_grouped.reshape(L, D, groups, -1, width)  # pads are 0    [L, D, K/b, G, b·U]
+    logits = _mm(u_common, Yc)  # [L, D, B, M]
+    logits += ungroup(_mm(u_grouped, Yd).view(L, D, -1, M))  # each example's row of its class's block
+    log_p = torch.log_softmax(logits, dim=-1)
+    targets = batch.targets.expand(L, D, B, 1)
+    loss = -log_p.gather(-1, targets).view(R, B).mean(-1)
+
+    # backward (Lemma 1): g = ∂J/∂logits = (p − e_target)/B
+    g = log_p.exp_()  # p, in place: log_p is no longer needed                      [L, D, B, M]
+    g.scatter_add_(-1, targets, batch.minus_one.expand(L, D, B, 1)).div_(B)
+    g_grouped = regroup(g).view(L, D, groups, -1, M)  # [L, D, K/b, G, M]
+    # (transposes made contiguous first: MKL's batched GEMM is several times slower on views)
+    grad_Yc = _mm(u_common.transpose(-1, -2).contiguous(), g)  # [L, D, C, M]
+    grad_Yd = _mm(u_grouped.transpose(-1, -2).contiguous(), g_grouped)  # [L, D, K/b, b·U, M]
+    du_common = _mm(g, Yc.transpose(-1, -2))  # [L, D, B, C]
+    if not batch.common_in_order:
+        du_common = du_common.gather(3, common_pos)  # [L, D, B, Cn]
+    du_distinct = ungroup(_mm(g_grouped, Yd.transpose(-1, -2)).view(L, D, -1, width))
+    if layout.block > 1:  # back from the group's columns to the example's own
+        du_distinct = du_distinct.gather(3, batch.distinct_columns.expand(L, D, B, U))
+    du = torch.cat([du_common, du_distinct], dim=-1)  # ∂J/∂f                       [L, D, B, S]
+    dw = (du - u * (u * du).sum(-1, keepdim=True)) / norm if normalize else du  # through LN
+    dz = w * (dw - (w * dw).sum(-1, keepdim=True))  # through the softmax           [L, D, B, S]
+    grad_Z = torch.zeros_like(Zf).scatter_add_(2, batch.z_index.expand(L, D, B * S),
+                                               dz.reshape(L, D, B * S))
+    return loss, [grad_Yc.reshape(Y_common.shape), grad_Yd.reshape(Y_distinct.shape),
+                  grad_Z.reshape(Z_query.shape)]
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Batched ``a @ b``; tiny matrices (population dynamics: one example per class) as one
+    broadcast multiply-and-sum, which beats a batched GEMM's per-matrix overhead there."""
+    if a.shape[-2] * a.shape[-1] * b.shape[-1] <= _TINY:
+        return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
+    return a @ b
+
+
+_TINY = 1024  # multiply-adds per matrix below which _mm broadcasts
+_BLOCK_ROWS = 50  # largest b·U of a group of classes (measured: 40–50 is fastest for M = 240)
+
+
+def _rows(values: torch.Tensor, flat_index: torch.Tensor, D: int) -> torch.Tensor:
+    """Whole rows of ``values [L, D, ..., F]`` (middle dimensions flattened, seeds first) at
+    ``flat_index [D·I]`` → ``[L, D, I, F]``: one copy per row."""
+    L, F = values.shape[0], values.shape[-1]
+    return values.reshape(L, -1, F).index_select(1, flat_index).view(L, D, -1, F)
+
+
+def full_to_blocks(layout: Layout, Y: torch.Tensor, Z: torch.Tensor) -> list[torch.Tensor]:
+    """``[Y_common, Y_distinct, Z_query]`` (copies) of full ``Y, Z [R, M, M]``."""
+    R, M, C, K, U = Y.shape[0], layout.M, layout.num_common, layout.K, layout.distinct
+    q0 = layout.first_query
+    return [Y[:, :C].clone(), Y[:, C:q0].reshape(R, K, U, M).clone(),
+            Z[:, q0:q0 + layout.num_queries].clone()]
+
+
+def blocks_to_full(layout: Layout, blocks: list[torch.Tensor], Y: torch.Tensor,
+                   Z: torch.Tensor) -> None:
+    """Write the blocks into full ``Y, Z [R, M, M]`` in place (the other entries are kept)."""
+    Y_common, Y_distinct, Z_query = blocks
+    C, q0 = layout.num_common, layout.first_query
+    Y[:, :C] = Y_common
+    Y[:, C:q0] = Y_distinct.reshape(Y.shape[0], -1, layout.M)
+    Z[:, q0:q0 + layout.num_queries] = Z_query
