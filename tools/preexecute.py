@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"preexecute: the temporary folder {folder} is inside the repository")
     try:
         origin = installed_scansnap(folder, dict(os.environ))
-        from_checkout = origin.is_relative_to(ROOT)
+        # The checkout's own scansnap/ folder (an editable install); .venv may sit inside ROOT.
+        from_checkout = origin.is_relative_to(ROOT / "scansnap")
         logger.info("kernels run in %s and import scansnap from %s%s", folder, origin.parent,
                     " (the checkout: an editable install, not the reader's path)"
                     if from_checkout else "")
