@@ -1,9 +1,10 @@
 """Execute the book's notebooks, as a reader runs them, into jupyter-book's execution cache.
 
-Each executing page of _toc.yml is run from its output-free ``.ipynb`` twin (the file Colab and
-Binder open; a page without a twin is run itself), copied into a temporary folder outside the
-repository, in a fresh kernel whose
-``scansnap`` is the installed package: nothing of the checkout is on its path. With the package
+Each executing page of _toc.yml that has an output-free ``.ipynb`` twin (the file Colab and
+Binder open) is run from that twin, copied into a temporary folder outside the repository, in a
+fresh kernel whose ``scansnap`` is the installed package: nothing of the checkout is on its path.
+A page without a twin is not opened in Colab or Binder (instructors, reproducibility); it runs in
+its own folder, where it may read the book's sources, with the same installed package. With the package
 installed from its wheel (``pip install .``, as tools/setup_and_build.sh and CI do), this is the
 Colab path of a reader, and its outputs are the book's: jupyter-cache keys a notebook on its code
 cells and kernelspec, which a page and its twin share, so `jb build` then finds every page in the
@@ -174,9 +175,9 @@ def execute_twins(pages: list[Path], folder: Path, timeout: int,
             copy = folder / twin.name
             nbformat.write(nbformat.read(twin, as_version=4), copy)
             cache.add_nb_to_project(str(copy))
-        else:  # a page without a twin (not opened in Colab/Binder): the page itself, moved out
-            copy = folder / page.name
-            shutil.copy(page, copy)
+        else:  # a page without a twin is not opened in Colab/Binder: it runs in its own folder
+            # (the instructors' page reads the chapters beside it), still importing the wheel
+            copy = page
             cache.add_nb_to_project(str(copy), read_data={"name": "myst_nb_md", "type": "plugin"})
         copies[str(copy)] = str(page.relative_to(ROOT))
     executor = load_executor("local-parallel", cache=cache, logger=logger)
