@@ -6,6 +6,7 @@ Tolerances are stated at each assertion. Everything here is deterministic and ru
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -100,6 +101,18 @@ def test_h_star_recursion_and_shapes():
     # no overflow for huge M * h*
     big = theory.h_star(2000, 10**5, 1e4)
     assert np.isfinite(big) and big > 0
+
+
+def test_h_star_fails_fast_beyond_its_step_bound():
+    """h* is a recursion of s Python steps: s = 1e9 would run for minutes, so any s above
+    H_STAR_MAX_STEPS is refused before the first step (well under a second, even on a loaded
+    machine), with a message naming s and the accepted range."""
+    start = time.perf_counter()
+    for s in (10**9, [5, theory.H_STAR_MAX_STEPS + 1]):
+        with pytest.raises(ValueError, match=f"s must be an integer >= 0 and <= {10**6}"):
+            theory.h_star(s, 50, 1.0)
+    assert time.perf_counter() - start < 1.0
+    assert theory.H_STAR_MAX_STEPS == 10**6
 
 
 # ------------------------------------------------------------------------------------- Lemma 7
@@ -548,6 +561,13 @@ def test_relative_gain_vectorized():
         (lambda: theory.h_star(-1, 50, 1.0), ValueError, "s must be an integer >= 0"),
         (lambda: theory.h_star(True, 50, 1.0), TypeError, "s must be an integer"),
         (lambda: theory.lemma5_alpha(0, 50, 1.0), ValueError, "s must be an integer >= 1"),
+        (lambda: theory.h_star(1e9, 50, 1.0), TypeError, "s must be an integer"),
+        (lambda: theory.h_star(10**9, 50, 1.0), ValueError, r"s must be .*<= 1000000"),
+        (lambda: theory.lemma5_alpha(10**7, 50, 1.0), ValueError, r"s must be .*<= 1000001"),
+        (lambda: theory.h(1 + 0j, 50, 1.0), TypeError, "t must be a real number"),
+        (lambda: theory.h(torch.tensor([True]), 50, 1.0), TypeError, "t must be a real number"),
+        (lambda: theory.h([1.0, [2.0]], 50, 1.0), TypeError, "t must be a real number"),
+        (lambda: theory.chi_bounds([0.1, True], 0.5), TypeError, "B must contain real numbers"),
         (lambda: theory.gamma(1.0, 50, 0, 1.0), ValueError, "K must be an integer"),
         (lambda: theory.Gamma(1.0, 50, 2, 1.0, -1.0), ValueError, "eta_z must be >= 0"),
         (lambda: theory.B(1.0, 50, 2, 1.0, 1.0, 0.0), ValueError, "C0 must be > 0"),
