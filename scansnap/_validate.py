@@ -129,18 +129,9 @@ def as_float64_array(
     """A real scalar or array (number, sequence, numpy array or torch tensor) as float64 numpy,
     finite and in ``[low, high]`` (``(low, high]`` with ``low_open``). Booleans, complex numbers,
     strings and ``None`` are a ``TypeError``, not silently converted."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
     if isinstance(value, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in value):
         raise TypeError(f"{name} must contain real numbers, not booleans")
-    try:
-        array = np.asarray(value)
-    except ValueError:  # a ragged sequence
-        raise TypeError(f"{name} must be a real number or a rectangular array of them") from None
-    if array.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be a real number or an array of them, "
-                        f"got {type(value).__name__} of dtype {array.dtype}")
-    array = array.astype(np.float64)
+    array = _as_numpy(name, value, "iuf", "a real number or an array of them").astype(np.float64)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     if low is not None and np.any(array <= low if low_open else array < low):
@@ -153,13 +144,7 @@ def as_float64_array(
 
 def as_int64_array(name: str, value: Any, *, low: int = 0, high: int | None = None) -> np.ndarray:
     """An integer scalar or array (not bool, not float) as int64 numpy in ``[low, high]``."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    array = np.asarray(value)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be an integer or an array of integers, "
-                        f"got {type(value).__name__} of dtype {array.dtype}")
-    array = array.astype(np.int64)
+    array = _as_numpy(name, value, "iu", "an integer or an array of integers").astype(np.int64)
     if np.any(array < low) or (high is not None and np.any(array > high)):
         upper = "" if high is None else f" and <= {high}"
         raise ValueError(f"{name} must be an integer >= {low}{upper}, "
@@ -170,12 +155,7 @@ def as_int64_array(name: str, value: Any, *, low: int = 0, high: int | None = No
 def as_token_ids(name: str, value: Any, M: int, *, ndim: int | None = None) -> torch.Tensor:
     """Token ids in ``[0, M-1]`` (an integer, a sequence of them or an integer array/tensor) as a
     non-empty int64 CPU tensor of rank ``ndim``."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    ids = np.asarray(value)
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer token ids, got {type(value).__name__} "
-                        f"of dtype {ids.dtype}")
+    ids = _as_numpy(name, value, "iu", "an integer token id or an array of them")
     if ndim is not None and ids.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {list(ids.shape)}")
     if ids.size == 0:
@@ -185,6 +165,21 @@ def as_token_ids(name: str, value: Any, M: int, *, ndim: int | None = None) -> t
         raise ValueError(f"{name} must {what} in [0, {M - 1}], got values in "
                          f"[{ids.min()}, {ids.max()}]")
     return torch.from_numpy(ids.astype(np.int64))
+
+
+def _as_numpy(name: str, value: Any, kinds: str, what: str) -> np.ndarray:
+    """A number, a (nested) sequence, a numpy array or a torch tensor as numpy whose dtype kind is
+    in ``kinds`` (``"iuf"``: integer or float), else a ``TypeError`` saying ``name`` must be
+    ``what``."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        array = np.asarray(value)
+    except ValueError:  # a ragged sequence
+        raise TypeError(f"{name} must be {what}, got a ragged {type(value).__name__}") from None
+    if array.dtype.kind not in kinds:
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} of dtype {array.dtype}")
+    return array
 
 
 def _as_items(name: str, value: Any) -> list[Any]:
