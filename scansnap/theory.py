@@ -48,7 +48,7 @@ def attention_limit(probs: torch.Tensor, Z: torch.Tensor, queries: torch.Tensor)
     K, M = probs.shape
     if Z.ndim < 2 or Z.shape[-2:] != (M, M):
         raise ValueError(f"Z must have shape [..., {M}, {M}] to match probs, got {list(Z.shape)}")
-    queries = as_token_ids("queries", queries, M, ndim=1).to(Z.device)
+    queries = as_token_ids("queries", queries, M).to(Z.device)
     if queries.shape != (K,):
         raise ValueError(f"queries must have shape [{K}], got {list(queries.shape)}")
     rows = Z[..., queries, :]  # [..., K, M]: z_{ψ(n), ·}
@@ -171,7 +171,7 @@ def lemma4_zdot(
     if M is not None and check_int("M", M, low=2) != Mf:
         raise ValueError(f"M must equal f.shape[-1] = {Mf}, got {M}")
     eta_z = check_float("eta_z", eta_z, low=0.0)
-    q = as_token_ids("queries", queries, Mf, ndim=1)
+    q = as_token_ids("queries", queries, Mf)
     if q.shape != (K,):
         raise ValueError(f"queries must have shape [{K}], got {list(q.shape)}")
     G = f @ f.transpose(-1, -2)  # [..., K, K]

@@ -354,8 +354,8 @@ def test_checks_explain_wrong_answers():
 
 def test_fig3_quick_draws_the_full_curves_on_a_coarser_grid():
     """The quick Fig 3 is a FigureResult whose drawn lines are its data, on 201 points of
-    [0, 700], equal to the full figure's values at the times both grids share (every 7 steps) and ending
-    at the paper's printed scale (PAPER.md B.6: 572, 439, 332, 227, to 0.5)."""
+    [0, 700], equal to the full figure's values at the times both grids share (every 7 steps) and
+    ending at the paper's printed scale (PAPER.md B.6: 572, 439, 332, 227, to 0.5)."""
     quick, full = phase.fig3(quick=True), phase.fig3()
     assert isinstance(quick, FigureResult)
     t = quick.data["t"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -318,6 +319,26 @@ def test_scanning_and_snapping_asymptotes():
     )
 
 
+@pytest.mark.parametrize("eta_y,eta_z", [(2.5, 0.4), (0.3, 3.0)])
+def test_theorem4_lines_typed_from_the_paper(eta_y, eta_z):
+    """PAPER.md A.6, Theorem 4's two printed lines typed out, minus 1/4 ln C0 (the B(0) = 0
+    convention), with eta_y != 1 and eta_z != 1 so that eta_y eta_z and eta_z/eta_y differ from
+    their inverses (rel 1e-13). B_snapping at t = 0 is 0 without a divide-by-zero warning (a
+    chapter would print it to stderr)."""
+    M, K, C0 = 200, 3, 0.05
+    args = (M, K, eta_y, eta_z, C0)
+    t = np.array([0.5, 4.0, 30.0]) * theory.t0(M, K, eta_y)
+    scan = 0.25 * np.log(C0 + 2 * (M - 1) ** 2 / (K * M**2) * eta_y * eta_z * t**2)
+    snap = 0.25 * np.log(
+        C0 + 2 * K * (M - 1) ** 2 / M**2 * eta_z / eta_y * np.log(M * eta_y * t / K) ** 2
+    )
+    np.testing.assert_allclose(theory.B_scanning(t, *args), scan - 0.25 * math.log(C0), rtol=1e-13)
+    np.testing.assert_allclose(theory.B_snapping(t, *args), snap - 0.25 * math.log(C0), rtol=1e-13)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert theory.B_snapping(0.0, *args) == 0.0
+
+
 def test_learning_rate_dependence():
     """PAPER.md A.6 insights / D.11: at large t, B decreases in eta_y with eta_z fixed, and increases
     in eta_z with nu = eta_y/eta_z fixed."""
@@ -454,8 +475,43 @@ def test_lemma4_component_form_against_loops():
     gam = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
     Zdot = theory.lemma4_zdot(f, beta, gam, queries, eta_z=0.7, M=M)
     assert Zdot.shape == (3, M, M)
-    ref = torch.zeros(3, M, M, dtype=torch.float64)
-    for r in range(3):
+    torch.testing.assert_close(Zdot, _lemma4_by_loops(f, beta, gam, queries, 0.7),
+                               rtol=1e-13, atol=1e-15)
+    # an unnormalized f: the n' = n term no longer vanishes by itself, so it must be excluded
+    f_raw = 2 * torch.rand(3, K, M, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(theory.lemma4_zdot(f_raw, beta, gam, queries, 0.7),
+                               _lemma4_by_loops(f_raw, beta, gam, queries, 0.7),
+                               rtol=1e-13, atol=1e-15)
+    # a scalar gamma is kept in float64 (1.3 is not a float32 number)
+    torch.testing.assert_close(theory.lemma4_zdot(f, beta, 1.3, queries, 0.7),
+                               _lemma4_by_loops(f, beta, torch.full((3,), 1.3,
+                                                dtype=torch.float64), queries, 0.7),
+                               rtol=1e-13, atol=1e-15)
+    # gamma with two batch dimensions [2, 3] broadcasts against f's [3]
+    two = theory.lemma4_zdot(f, beta, torch.stack([gam, 2 * gam]), queries, 0.7)
+    assert two.shape == (2, 3, M, M)
+    torch.testing.assert_close(two[1], 2 * Zdot, rtol=1e-13, atol=1e-15)
+    rows = torch.ones(M, dtype=torch.bool)
+    rows[[1, 4]] = False
+    assert torch.all(Zdot[:, rows] == 0)
+    # ||f_n|| = 1 makes every row sum of Eqn 10 vanish (the invariant Z'1 = 0)
+    assert torch.all(Zdot.sum(-1).abs() < 1e-14)
+    # xi (Theorem 1(a)) by loops, with a tensor gamma and with a scalar one (kept in float64)
+    for gamma_arg, gamma_r in [(gam, gam), (1.3, torch.full((3,), 1.3, dtype=torch.float64))]:
+        x = theory.xi(f_raw, beta, gamma_arg)
+        for r in range(3):
+            for n in range(K):
+                want = gamma_r[r] * sum(
+                    beta[r, n, n2] * (f_raw[r, n] @ f_raw[r, n2]) for n2 in range(K) if n2 != n
+                )
+                assert float(x[r, n]) == pytest.approx(float(want), rel=1e-13)
+
+
+def _lemma4_by_loops(f, beta, gam, queries, eta_z):
+    """Eqn 10 as a literal loop over n in psi^{-1}(m), l and n' != n."""
+    R, K, M = f.shape
+    ref = torch.zeros(R, M, M, dtype=torch.float64)
+    for r in range(R):
         for n in range(K):
             m = int(queries[n])
             for l in range(M):
@@ -463,19 +519,8 @@ def test_lemma4_component_form_against_loops():
                 for n2 in range(K):
                     if n2 != n:
                         acc += beta[r, n, n2] * ((f[r, n] @ f[r, n2]) * f[r, n, l] - f[r, n2, l])
-                ref[r, m, l] += 0.7 * gam[r] * f[r, n, l] * acc
-    torch.testing.assert_close(Zdot, ref, rtol=1e-13, atol=1e-15)
-    rows = torch.ones(M, dtype=torch.bool)
-    rows[[1, 4]] = False
-    assert torch.all(Zdot[:, rows] == 0)
-    # ||f_n|| = 1 makes every row sum of Eqn 10 vanish (the invariant Z'1 = 0)
-    assert torch.all(Zdot.sum(-1).abs() < 1e-14)
-    # xi (Theorem 1(a)) by loops
-    x = theory.xi(f, beta, gam)
-    for r in range(3):
-        for n in range(K):
-            want = gam[r] * sum(beta[r, n, n2] * (f[r, n] @ f[r, n2]) for n2 in range(K) if n2 != n)
-            assert float(x[r, n]) == pytest.approx(float(want), rel=1e-13)
+                ref[r, m, l] += eta_z * gam[r] * f[r, n, l] * acc
+    return ref
 
 
 def test_theorem2_signs_and_distinct_token_form():
@@ -541,6 +586,10 @@ def test_relative_gain_vectorized():
     r2 = theory.relative_gain(f, torch.tensor([1, 2]), torch.tensor([0, 0]))
     assert r2.shape == (2, 2)
     assert float(r2[0, 0]) == pytest.approx(3.0)
+    # three dimensions [4, 2, 3]: the token ids index the last one (M = 3), not the others
+    f3 = torch.rand(4, 2, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    want = f3[..., 0] ** 2 / f3[..., 2] ** 2 - 1
+    torch.testing.assert_close(theory.relative_gain(f3, 0, 2), want)
 
 
 # ---------------------------------------------------------------------------------- bad inputs
@@ -630,6 +679,71 @@ def test_relative_gain_vectorized():
             "Y must be a floating-point",
         ),
         (lambda: theory.relative_gain(torch.ones(3), 5, 0), ValueError, "l must"),
+        (
+            lambda: theory.attention_limit(torch.ones(3), torch.zeros(3, 3), [0]),
+            ValueError,
+            "^probs must have 2 dimensions",
+        ),
+        (
+            lambda: theory.xi(torch.ones(2, 3, dtype=torch.int64), torch.ones(2, 2), 1.0),
+            TypeError,
+            "^f must be a floating-point tensor",
+        ),
+        (
+            lambda: theory.xi(torch.ones(2, 3), torch.ones(2, 2, dtype=torch.int64), 1.0),
+            TypeError,
+            "^beta must be a floating-point tensor",
+        ),
+        (
+            lambda: theory.xi(torch.ones(2, 3), torch.ones(2, 2), torch.tensor(1)),
+            TypeError,
+            "^gamma must be a floating-point tensor",
+        ),
+        (
+            lambda: theory.lemma4_zdot(torch.ones(2, 3), torch.ones(2, 2), "x", [0, 1], 1.0),
+            TypeError,
+            "^gamma must be a real number",
+        ),
+        (
+            lambda: theory.lemma4_zdot(torch.ones(2, 3), torch.ones(2, 2), 1.0, [0, 1], 1.0, M=1),
+            ValueError,
+            r"^M must be an integer in \[2, inf\)",
+        ),
+        (
+            lambda: theory.lemma4_zdot(torch.ones(2, 3), torch.ones(2, 2), 1.0, [0, 1], -1.0),
+            ValueError,
+            r"^eta_z must be in \[0.0, inf\)",
+        ),
+        (
+            lambda: theory.lemma4_zdot(torch.ones(2, 3), torch.ones(2, 2), 1.0, [0], 1.0),
+            ValueError,
+            r"^queries must have shape \[2\]",
+        ),
+        (
+            lambda: theory.lemma4_zdot(torch.ones(2, 3), torch.ones(2, 2), 1.0, [[0, 1]], 1.0),
+            ValueError,
+            r"^queries must have shape \[2\]",
+        ),
+        (
+            lambda: theory.relative_gain(torch.ones(3, dtype=torch.int64), 1, 0),
+            TypeError,
+            "^f must be a floating-point tensor",
+        ),
+        (
+            lambda: theory.relative_gain(torch.tensor(1.0), 0, 0),
+            ValueError,
+            "^f must have at least one dimension",
+        ),
+        (
+            lambda: theory.relative_gain(torch.ones(3), 0, 3),
+            ValueError,
+            r"^l_prime must be an integer in \[0, 2\]",
+        ),
+        (
+            lambda: theory.relative_gain(torch.ones(3), 0, 1.0),
+            TypeError,
+            "^l_prime must be an integer token id",
+        ),
     ],
 )
 def test_bad_inputs(call, exc, match):
