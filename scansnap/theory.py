@@ -264,11 +264,9 @@ def _x_of(tau: np.ndarray, M: int, eta_y: np.ndarray) -> np.ndarray:
     # is the Wright omega function of A - ln(M-1) (no exp of A is ever formed).
     A = (rhs + 1.0) / (M - 1)
     y = wrightomega(A - math.log(M - 1))
-    y = np.asarray(y, dtype=np.float64)
     # Two cancellation-free forms of x: A - y (accurate while A is small) and ln((M-1) y) (from
     # e^x = (M-1)(A - x) = (M-1) y; accurate once A is large, when A - y cancels).
-    with np.errstate(divide="ignore"):
-        x = np.where(A < 1.0, A - y, math.log(M - 1) + np.log(np.maximum(y, 1e-300)))
+    x = np.where(A < 1.0, A - y, math.log(M - 1) + np.log(np.maximum(y, 1e-300)))
     x = np.maximum(x, 0.0)
     # Polish with Newton on f(x) = expm1(x) + (M-1) x - M eta_y tau (f convex and increasing; expm1
     # keeps relative accuracy for tiny x). Two steps take the ~1e-10 starting error to rounding.

@@ -95,9 +95,12 @@ def test_h_star_recursion_and_shapes():
         ref.append(ref[-1] + eta / ((M - 1) + math.exp(M * ref[-1])))
     np.testing.assert_allclose(hs, ref, rtol=1e-15, atol=0)
     assert isinstance(theory.h_star(3, M, eta), np.float64)
-    both = theory.h_star(np.array([[3], [5]]), M, np.array([0.5, 1.0, 2.0]))
+    etas = np.array([0.5, 1.0, 2.0])
+    both = theory.h_star(np.array([[3], [5]]), M, etas)
     assert both.shape == (2, 3)
-    assert both[1, 2] == theory.h_star(5, M, 2.0)
+    for i, s in enumerate([3, 5]):
+        for j, eta_y in enumerate(etas):  # every entry: each eta_y has its own recursion
+            assert both[i, j] == theory.h_star(s, M, eta_y)
     assert theory.h_star(torch.tensor([4]), M, eta)[0] == theory.h_star(4, M, eta)
     # no overflow for huge M * h*
     big = theory.h_star(2000, 10**5, 1e4)
@@ -464,6 +467,23 @@ def _toy_classes():
     return probs, torch.tensor([0, 0])
 
 
+def test_attention_limit_is_overflow_safe():
+    """Eqn 5 with logits of several hundred, one of them on a token outside class 0's support, and
+    class 1 on another query row with small logits: equal to the softmax of log P + z (torch's
+    own overflow-safe softmax) to 1e-12; tokens outside a support get exactly 0."""
+    probs, _ = _toy_classes()
+    queries = torch.tensor([0, 3])
+    Z = torch.zeros(2, 8, 8, dtype=torch.float64)  # a batch of two snapshots
+    Z[:, 0, 2:5] = torch.tensor([900.0, 905.0, 890.0], dtype=torch.float64)  # e^900 overflows
+    Z[:, 0, 6] = 2000.0  # not in class 0's support: must not take the mass
+    Z[1, 3] = torch.linspace(-1, 1, 8, dtype=torch.float64)
+    c = theory.attention_limit(probs, Z, queries)
+    want = torch.softmax(torch.log(probs) + Z[:, queries, :], dim=-1)
+    torch.testing.assert_close(c, want, rtol=1e-12, atol=0)
+    assert torch.all(torch.isfinite(c)) and torch.all(c[probs.expand_as(c) == 0] == 0)
+    assert float(c[0, 0, 3]) > 0.99  # class 0 snapped to its largest logit
+
+
 def test_lemma4_component_form_against_loops():
     """Eqn 10 vectorized == a literal double loop over n in psi^{-1}(m), n' != n (1e-13)."""
     g = torch.Generator().manual_seed(0)
@@ -679,6 +699,66 @@ def test_relative_gain_vectorized():
             "Y must be a floating-point",
         ),
         (lambda: theory.relative_gain(torch.ones(3), 5, 0), ValueError, "l must"),
+        (lambda: theory.normalized_attention([1.0]), TypeError, "^c must be a torch.Tensor"),
+        (
+            lambda: theory.attention_limit([[1.0]], torch.zeros(1, 1), [0]),
+            TypeError,
+            "^probs must be a torch.Tensor",
+        ),
+        (
+            lambda: theory.attention_limit(torch.ones(2, 3), torch.full((3, 3), math.nan), [0, 1]),
+            ValueError,
+            "^Z must contain only finite values",
+        ),
+        (
+            lambda: theory.attention_limit(torch.ones(2, 3), torch.zeros(3), [0, 1]),
+            ValueError,
+            r"^Z must have shape \[\.\.\., 3, 3\]",
+        ),
+        (
+            lambda: theory.attention_limit(torch.ones(2, 3), torch.zeros(3, 3), [0, 1, 2]),
+            ValueError,
+            r"^queries must have shape \[2\]",
+        ),
+        (
+            lambda: theory.attention_limit(torch.ones(2, 3), torch.zeros(3, 3), [0, 3]),
+            ValueError,
+            r"^queries must hold token ids in \[0, 2\]",
+        ),
+        (
+            lambda: theory.lemma1_gradients(torch.zeros(3, 3), torch.zeros(3, 3), [0], 1, 3),
+            ValueError,
+            r"^target must be an integer in \[0, 2\]",
+        ),
+        (
+            lambda: theory.lemma1_gradients(torch.zeros(3, 3), torch.zeros(3, 3), [0], [1], 2),
+            ValueError,
+            "^query must have 0 dimensions",
+        ),
+        (
+            lambda: theory.lemma1_gradients(torch.zeros(3, 3), torch.zeros(3, 3), 0, 1, 2),
+            ValueError,
+            "^context must have 1 dimensions",
+        ),
+        (
+            lambda: theory.lemma1_gradients(
+                torch.zeros(3, 3), torch.zeros(3, 3, dtype=torch.int64), [0], 1, 2
+            ),
+            TypeError,
+            "^Z must be a floating-point tensor",
+        ),
+        (
+            lambda: theory.lemma1_gradients(torch.zeros(3), torch.zeros(3, 3), [0], 1, 2),
+            ValueError,
+            "^Y must have 2 dimensions",
+        ),
+        (
+            lambda: theory.lemma1_gradients(
+                torch.zeros(3, 3), torch.zeros(3, 3), [0], 1, 2, normalize="yes"
+            ),
+            TypeError,
+            "^normalize must be True or False",
+        ),
         (
             lambda: theory.attention_limit(torch.ones(3), torch.zeros(3, 3), [0]),
             ValueError,
