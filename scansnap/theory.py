@@ -46,7 +46,7 @@ def attention_limit(probs: torch.Tensor, Z: torch.Tensor, queries: torch.Tensor)
     probs = check_tensor("probs", probs, ndim=2)
     Z = check_tensor("Z", Z)
     K, M = probs.shape
-    if Z.ndim < 2 or Z.shape[-2:] != (M, M):
+    if Z.shape[-2:] != (M, M):
         raise ValueError(f"Z must have shape [..., {M}, {M}] to match probs, got {list(Z.shape)}")
     queries = as_token_ids("queries", queries, M).to(Z.device)
     if queries.shape != (K,):
@@ -254,7 +254,7 @@ def _inv_denominator(M: int, x: np.ndarray) -> np.ndarray:
 
 def _x_of(tau: np.ndarray, M: int, eta_y: np.ndarray) -> np.ndarray:
     """``x = M h(tau)``: the root of ``e^x + (M-1) x = M eta_y tau + 1`` (Lemma 6), float64."""
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore"):  # an overflow is reported below as a ValueError
         rhs = M * eta_y * tau  # = e^x - 1 + (M-1) x
     if not np.all(np.isfinite(rhs)):
         raise ValueError(
@@ -273,7 +273,7 @@ def _x_of(tau: np.ndarray, M: int, eta_y: np.ndarray) -> np.ndarray:
     for _ in range(3):
         f = np.expm1(x) + (M - 1) * x - rhs
         x = np.maximum(x - f / (np.exp(x) + (M - 1)), 0.0)
-    return np.where(rhs == 0, 0.0, x)
+    return np.where(rhs == 0, 0.0, x)  # h(0) = 0 exactly, whatever the Newton rounding
 
 
 def h(t: Any, M: int, eta_y: Any) -> np.ndarray | np.float64:

@@ -17,6 +17,16 @@ def test_distinct_entropy_at_zero_init():
     assert H[0].item() == pytest.approx(2.1513, abs=1e-4)
 
 
+def test_integer_Z_is_read_as_float64():
+    """An integer Z (e.g. a zero init built with torch.zeros(..., dtype=int)) gives the float64
+    values of the same Z, not integer arithmetic."""
+    c = SequenceClasses(num_queries=3, next_per_query=2)
+    Z = torch.zeros(c.M, c.M, dtype=torch.int64)
+    Z[c.query_tokens[0], c.distinct_tokens(0)] = torch.arange(10)
+    for metric in (metrics.distinct_entropy, metrics.common_mass, metrics.max_weight):
+        torch.testing.assert_close(metric(c, Z), metric(c, Z.double()), rtol=1e-15, atol=0)
+
+
 def test_entropy_is_renormalized_on_distinct_tokens():
     c = SequenceClasses()
     Z = torch.zeros(c.M, c.M, dtype=torch.float64)
