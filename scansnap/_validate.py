@@ -92,14 +92,18 @@ def check_tensor(
     ndim: int | None = None,
     shape: Sequence[int | None] | None = None,
     finite: bool = True,
+    floating: bool = False,
 ) -> torch.Tensor:
-    """A torch tensor (numpy arrays are converted) with the given rank/shape and finite entries."""
+    """A torch tensor (numpy arrays are converted) with the given rank/shape and finite entries;
+    with ``floating``, of a floating-point dtype."""
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(value)
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.is_complex():
         raise TypeError(f"{name} must be a real tensor, got dtype {value.dtype}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
     if ndim is not None and value.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(value.shape)}")
     if shape is not None:
@@ -114,22 +118,67 @@ def check_tensor(
     return value
 
 
-def as_float64_array(name: str, value: Any, *, low: float | None = None) -> np.ndarray:
-    """A real scalar or array as float64 numpy, finite and ``>= low``."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, (bool, np.bool_)) or isinstance(value, str):
-        raise TypeError(f"{name} must be a real number or an array of them, got {type(value).__name__}")
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"{name} must be a real number or an array of them, got {type(value).__name__}"
-        ) from None
+def as_float64_array(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> np.ndarray:
+    """A real scalar or array (number, sequence, numpy array or torch tensor) as float64 numpy,
+    finite and in ``[low, high]`` (``(low, high]`` with ``low_open``). Booleans, complex numbers,
+    strings and ``None`` are a ``TypeError``, not silently converted."""
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in value):
+        raise TypeError(f"{name} must contain real numbers, not booleans")
+    array = _as_numpy(name, value, "iuf", "a real number or an array of them").astype(np.float64)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
-    if low is not None and np.any(array < low):
-        raise ValueError(f"{name} must be >= {low}, got minimum {array.min()}")
+    if low is not None and np.any(array <= low if low_open else array < low):
+        relation = ">" if low_open else ">="
+        raise ValueError(f"{name} must be {relation} {low}, got minimum {array.min()}")
+    if high is not None and np.any(array > high):
+        raise ValueError(f"{name} must be <= {high}, got maximum {array.max()}")
+    return array
+
+
+def as_int64_array(name: str, value: Any, *, low: int = 0, high: int | None = None) -> np.ndarray:
+    """An integer scalar or array (not bool, not float) as int64 numpy in ``[low, high]``."""
+    array = _as_numpy(name, value, "iu", "an integer or an array of integers").astype(np.int64)
+    if np.any(array < low) or (high is not None and np.any(array > high)):
+        upper = "" if high is None else f" and <= {high}"
+        raise ValueError(f"{name} must be an integer >= {low}{upper}, "
+                         f"got values in [{array.min()}, {array.max()}]")
+    return array
+
+
+def as_token_ids(name: str, value: Any, M: int, *, ndim: int | None = None) -> torch.Tensor:
+    """Token ids in ``[0, M-1]`` (an integer, a sequence of them or an integer array/tensor) as a
+    non-empty int64 CPU tensor of rank ``ndim``."""
+    ids = _as_numpy(name, value, "iu", "an integer token id or an array of them")
+    if ndim is not None and ids.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {list(ids.shape)}")
+    if ids.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    if ids.min() < 0 or ids.max() >= M:
+        what = "be an integer" if ids.ndim == 0 else "hold token ids"
+        raise ValueError(f"{name} must {what} in [0, {M - 1}], got values in "
+                         f"[{ids.min()}, {ids.max()}]")
+    return torch.from_numpy(ids.astype(np.int64))
+
+
+def _as_numpy(name: str, value: Any, kinds: str, what: str) -> np.ndarray:
+    """A number, a (nested) sequence, a numpy array or a torch tensor as numpy whose dtype kind is
+    in ``kinds`` (``"iuf"``: integer or float), else a ``TypeError`` saying ``name`` must be
+    ``what``."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        array = np.asarray(value)
+    except ValueError:  # a ragged sequence
+        raise TypeError(f"{name} must be {what}, got a ragged {type(value).__name__}") from None
+    if array.dtype.kind not in kinds:
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} of dtype {array.dtype}")
     return array
 
 

@@ -19,14 +19,21 @@ Convention for ``B_n``: ``B_n(0) = 0`` as in its definition (Theorem 3). The pri
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
 import torch
 from scipy.special import wrightomega
 
-from ._validate import as_float64_array, check_bool, check_float, check_int, check_tensor
+from ._validate import (
+    as_float64_array,
+    as_int64_array,
+    as_token_ids,
+    check_bool,
+    check_float,
+    check_int,
+    check_tensor,
+)
 
 
 def attention_limit(probs: torch.Tensor, Z: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
@@ -39,8 +46,9 @@ def attention_limit(probs: torch.Tensor, Z: torch.Tensor, queries: torch.Tensor)
     probs = check_tensor("probs", probs, ndim=2)
     Z = check_tensor("Z", Z)
     K, M = probs.shape
-    if Z.ndim < 2 or Z.shape[-2:] != (M, M):
+    if Z.shape[-2:] != (M, M):
         raise ValueError(f"Z must have shape [..., {M}, {M}] to match probs, got {list(Z.shape)}")
+    queries = as_token_ids("queries", queries, M).to(Z.device)
     if queries.shape != (K,):
         raise ValueError(f"queries must have shape [{K}], got {list(queries.shape)}")
     rows = Z[..., queries, :]  # [..., K, M]: z_{ψ(n), ·}
@@ -62,32 +70,6 @@ def normalized_attention(c: torch.Tensor) -> torch.Tensor:
 # (numpy arrays are accepted and converted). Computed in the input's floating dtype; pass float64
 # for exactness.
 # ---------------------------------------------------------------------------------------------
-
-
-def _float_tensor(name: str, value: Any, **kw: Any) -> torch.Tensor:
-    value = check_tensor(name, value, **kw)
-    if not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
-    return value
-
-
-def _token_ids(name: str, value: Any, M: int, *, ndim: int) -> torch.Tensor:
-    if ndim == 0:
-        if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
-            value = value.item()
-        return torch.tensor(check_int(name, value, low=0, high=M - 1))
-    if isinstance(value, (list, tuple)):
-        if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in value):
-            raise TypeError(f"{name} must contain integer token ids")
-        value = torch.tensor(value, dtype=torch.int64)
-    value = check_tensor(name, value, ndim=ndim)
-    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer token ids, got {value.dtype}")
-    if value.numel() == 0:
-        raise ValueError(f"{name} must not be empty")
-    if bool((value < 0).any()) or bool((value >= M).any()):
-        raise ValueError(f"{name} must hold token ids in [0, {M - 1}]")
-    return value.long()
 
 
 def lemma1_gradients(
@@ -112,17 +94,16 @@ def lemma1_gradients(
     ``Y``, ``Z``: floating tensors ``[M, M]`` (numpy accepted); ``context``: integer ids
     ``[T-1]``; ``query``, ``target``: integer ids. Returns torch tensors in ``Y``'s dtype.
     """
-    Y = _float_tensor("Y", Y, ndim=2)
+    Y = check_tensor("Y", Y, ndim=2, floating=True)
     M = Y.shape[0]
     if Y.shape != (M, M):
         raise ValueError(f"Y must be square [M, M], got {list(Y.shape)}")
-    Z = _float_tensor("Z", Z, shape=[M, M])
+    Z = check_tensor("Z", Z, shape=[M, M], floating=True).to(Y.dtype)
     normalize = check_bool("normalize", normalize)
-    ctx = _token_ids("context", context, M, ndim=1).to(Y.device)
-    m = int(_token_ids("query", query, M, ndim=0))
-    n = int(_token_ids("target", target, M, ndim=0))
+    ctx = as_token_ids("context", context, M, ndim=1).to(Y.device)
+    m = int(as_token_ids("query", query, M, ndim=0))
+    n = int(as_token_ids("target", target, M, ndim=0))
     dtype = Y.dtype
-    Z = Z.to(dtype)
     X = torch.nn.functional.one_hot(ctx, M).to(dtype)  # [T-1, M]
     b = torch.softmax(Z[m, ctx], dim=0)  # [T-1]
     v = X.T @ b  # [M]
@@ -149,25 +130,22 @@ def xi(f: torch.Tensor, beta: torch.Tensor, gamma: Any) -> torch.Tensor:
 
     ``f``: ``[..., K, M]`` (rows ``f_n``), ``beta``: ``[..., K, K]``, ``gamma``: a number or a
     tensor broadcastable to ``[...]``. Returns a tensor ``[..., K]`` (torch; numpy accepted)."""
-    f = _float_tensor("f", f)
-    beta = _float_tensor("beta", beta)
-    if f.ndim < 2 or beta.ndim < 2 or beta.shape[-2:] != (f.shape[-2], f.shape[-2]):
-        raise ValueError(
-            f"beta must have shape [..., K, K] with K = f.shape[-2], "
-            f"got f {list(f.shape)} and beta {list(beta.shape)}"
-        )
-    g = _gamma_tensor(gamma, f)
+    f, beta, g = _xi_inputs(f, beta, gamma)
     G = f @ f.transpose(-1, -2)  # [..., K, K]: f_n^T f_n'
     off = 1.0 - torch.eye(f.shape[-2], dtype=f.dtype, device=f.device)
-    return g.unsqueeze(-1) * (beta.to(f.dtype) * G * off).sum(-1)
+    return g.unsqueeze(-1) * (beta * G * off).sum(-1)
 
 
-def _gamma_tensor(gamma: Any, f: torch.Tensor) -> torch.Tensor:
+def _xi_inputs(f: Any, beta: Any, gamma: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The checked ``(f [..., K, M], beta [..., K, K], gamma)`` of ξ and Lemma 4, in f's dtype."""
+    f = check_tensor("f", f, floating=True)
+    beta = check_tensor("beta", beta, floating=True).to(f.dtype)
+    if f.ndim < 2 or beta.shape[-2:] != (f.shape[-2], f.shape[-2]):
+        raise ValueError(f"beta must have shape [..., K, K] with K = f.shape[-2], "
+                         f"got f {list(f.shape)} and beta {list(beta.shape)}")
     if isinstance(gamma, (torch.Tensor, np.ndarray)):
-        g = _float_tensor("gamma", gamma).to(f.dtype)
-    else:
-        g = torch.tensor(check_float("gamma", gamma), dtype=f.dtype)
-    return g
+        return f, beta, check_tensor("gamma", gamma, floating=True).to(f.dtype)
+    return f, beta, torch.tensor(check_float("gamma", gamma), dtype=f.dtype)
 
 
 def lemma4_zdot(
@@ -188,21 +166,14 @@ def lemma4_zdot(
     nonzero. For a distinct token ``l`` of class ``n`` this is ``η_Z f_{nl}^2 ξ_n``
     (Theorem 2(a)). Torch in/out.
     """
-    f = _float_tensor("f", f)
-    if f.ndim < 2:
-        raise ValueError(f"f must have shape [..., K, M], got {list(f.shape)}")
+    f, beta, g = _xi_inputs(f, beta, gamma)
     K, Mf = f.shape[-2:]
     if M is not None and check_int("M", M, low=2) != Mf:
         raise ValueError(f"M must equal f.shape[-1] = {Mf}, got {M}")
-    beta = _float_tensor("beta", beta)
-    if beta.shape[-2:] != (K, K):
-        raise ValueError(f"beta must have shape [..., {K}, {K}], got {list(beta.shape)}")
     eta_z = check_float("eta_z", eta_z, low=0.0)
-    q = _token_ids("queries", queries, Mf, ndim=1)
+    q = as_token_ids("queries", queries, Mf)
     if q.shape != (K,):
         raise ValueError(f"queries must have shape [{K}], got {list(q.shape)}")
-    g = _gamma_tensor(gamma, f)
-    beta = beta.to(f.dtype)
     G = f @ f.transpose(-1, -2)  # [..., K, K]
     off = 1.0 - torch.eye(K, dtype=f.dtype, device=f.device)
     w = beta * off  # β_{nn'} for n' != n
@@ -222,27 +193,12 @@ def relative_gain(f: Any, l: Any, l_prime: Any) -> torch.Tensor:
     normalization); ``l``, ``l_prime``: integer token ids or integer tensors (advanced indexing of
     the last axis, broadcast). Theorem 3: ``r(t) = r(0) e^{2(z_{ml}(t) - z_{ml}(0))}`` along
     Eqn 10. Torch in/out."""
-    f = _float_tensor("f", f)
+    f = check_tensor("f", f, floating=True)
     if f.ndim < 1:
         raise ValueError("f must have at least one dimension [..., M]")
-    M = f.shape[-1]
-    li = _token_ids("l", l, M, ndim=0) if _is_int_scalar(l) else _token_ids("l", l, M, ndim=_nd(l))
-    lp = (
-        _token_ids("l_prime", l_prime, M, ndim=0)
-        if _is_int_scalar(l_prime)
-        else _token_ids("l_prime", l_prime, M, ndim=_nd(l_prime))
-    )
+    li = as_token_ids("l", l, f.shape[-1]).to(f.device)
+    lp = as_token_ids("l_prime", l_prime, f.shape[-1]).to(f.device)
     return f[..., li] ** 2 / f[..., lp] ** 2 - 1.0
-
-
-def _is_int_scalar(value: Any) -> bool:
-    return isinstance(value, (numbers.Integral, bool))
-
-
-def _nd(value: Any) -> int:
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        return value.ndim
-    return np.asarray(value).ndim
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,74 +215,30 @@ def _nd(value: Any) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _real_array(
-    name: str,
-    value: Any,
-    *,
-    low: float | None = None,
-    low_open: bool = False,
-    high: float | None = None,
-) -> np.ndarray:
-    """A finite real scalar/array as float64 numpy, in ``[low, high]`` (``(low, high]`` if open)."""
-    if value is None:
-        raise TypeError(f"{name} must be a real number or an array of them, got NoneType")
-    if isinstance(value, torch.Tensor) and (value.dtype == torch.bool or value.is_complex()):
-        raise TypeError(
-            f"{name} must be a real number or an array of them, got a {value.dtype} tensor"
-        )
-    if isinstance(value, np.ndarray) and (value.dtype == np.bool_ or value.dtype.kind in "cOUS"):
-        raise TypeError(
-            f"{name} must be a real number or an array of them, got a {value.dtype} array"
-        )
-    if isinstance(value, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in value):
-        raise TypeError(f"{name} must contain real numbers, not booleans")
-    if isinstance(value, complex):
-        raise TypeError(f"{name} must be a real number or an array of them, got complex")
-    array = as_float64_array(name, value)
-    if low is not None:
-        bad = array <= low if low_open else array < low
-        if np.any(bad):
-            op = ">" if low_open else ">="
-            raise ValueError(f"{name} must be {op} {low}, got minimum {array.min()}")
-    if high is not None and np.any(array > high):
-        raise ValueError(f"{name} must be <= {high}, got maximum {array.max()}")
-    return array
+# The accepted range of every argument of the scalar closed forms, checked once at the boundary.
+_INTEGER_LOW = {"M": 2, "K": 1}
+_REAL_RANGE = {
+    "t": dict(low=0.0),
+    "eta_y": dict(low=0.0, low_open=True),
+    "eta_z": dict(low=0.0),
+    "C0": dict(low=0.0, low_open=True),
+    "B": dict(low=0.0),
+    "f0": dict(low=0.0, high=1.0),
+}
+
+# h* is a step-by-step recursion (about 1 µs a step in Python): beyond this many steps use h
+# (Lemma 7 bounds the gap by 2 η_Y / M) instead of waiting minutes.
+H_STAR_MAX_STEPS = 10**6
 
 
-def _int_array(name: str, value: Any, *, low: int = 0) -> np.ndarray:
-    """An integer scalar/array (not bool, not float) as int64 numpy, every entry ``>= low``."""
-    if isinstance(value, torch.Tensor):
-        if value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
-            raise TypeError(f"{name} must be an integer or an array of integers, got {value.dtype}")
-        value = value.detach().cpu().numpy()
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer or an array of integers, got bool")
-    if isinstance(value, numbers.Integral):
-        array = np.asarray(int(value), dtype=np.int64)
-    else:
-        try:
-            array = np.asarray(value)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"{name} must be an integer or an array of integers, got {type(value).__name__}"
-            ) from None
-        if array.dtype.kind not in "iu":
-            raise TypeError(
-                f"{name} must be an integer or an array of integers, "
-                f"got {type(value).__name__} of dtype {array.dtype}"
-            )
-        array = array.astype(np.int64)
-    if np.any(array < low):
-        raise ValueError(f"{name} must be an integer >= {low}, got minimum {array.min()}")
-    return array
-
-
-def _M(M: Any) -> int:
-    return check_int("M", M, low=2)
-
-
-def _K(K: Any) -> int:
-    return check_int("K", K, low=1)
+def _checked(**args: Any) -> list[Any]:
+    """The arguments of a scalar closed form, validated by name: ``M``, ``K`` as integers, the
+    rest as float64 arrays in :data:`_REAL_RANGE` (conventions above)."""
+    return [
+        check_int(name, value, low=_INTEGER_LOW[name]) if name in _INTEGER_LOW
+        else as_float64_array(name, value, **_REAL_RANGE[name])
+        for name, value in args.items()
+    ]
 
 
 def _out(array: np.ndarray) -> np.ndarray | np.float64:
@@ -342,7 +254,7 @@ def _inv_denominator(M: int, x: np.ndarray) -> np.ndarray:
 
 def _x_of(tau: np.ndarray, M: int, eta_y: np.ndarray) -> np.ndarray:
     """``x = M h(tau)``: the root of ``e^x + (M-1) x = M eta_y tau + 1`` (Lemma 6), float64."""
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore"):  # an overflow is reported below as a ValueError
         rhs = M * eta_y * tau  # = e^x - 1 + (M-1) x
     if not np.all(np.isfinite(rhs)):
         raise ValueError(
@@ -352,18 +264,16 @@ def _x_of(tau: np.ndarray, M: int, eta_y: np.ndarray) -> np.ndarray:
     # is the Wright omega function of A - ln(M-1) (no exp of A is ever formed).
     A = (rhs + 1.0) / (M - 1)
     y = wrightomega(A - math.log(M - 1))
-    y = np.asarray(y, dtype=np.float64)
     # Two cancellation-free forms of x: A - y (accurate while A is small) and ln((M-1) y) (from
     # e^x = (M-1)(A - x) = (M-1) y; accurate once A is large, when A - y cancels).
-    with np.errstate(divide="ignore"):
-        x = np.where(A < 1.0, A - y, math.log(M - 1) + np.log(np.maximum(y, 1e-300)))
+    x = np.where(A < 1.0, A - y, math.log(M - 1) + np.log(np.maximum(y, 1e-300)))
     x = np.maximum(x, 0.0)
     # Polish with Newton on f(x) = expm1(x) + (M-1) x - M eta_y tau (f convex and increasing; expm1
     # keeps relative accuracy for tiny x). Two steps take the ~1e-10 starting error to rounding.
     for _ in range(3):
         f = np.expm1(x) + (M - 1) * x - rhs
         x = np.maximum(x - f / (np.exp(x) + (M - 1)), 0.0)
-    return np.where(rhs == 0, 0.0, x)
+    return np.where(rhs == 0, 0.0, x)  # h(0) = 0 exactly, whatever the Newton rounding
 
 
 def h(t: Any, M: int, eta_y: Any) -> np.ndarray | np.float64:
@@ -378,9 +288,7 @@ def h(t: Any, M: int, eta_y: Any) -> np.ndarray | np.float64:
     ``t >= 0`` and ``eta_y > 0`` are arrays or scalars (broadcast); ``M >= 2`` an integer.
     Returns float64 (``numpy.float64`` for scalar inputs, else ``numpy.ndarray``).
     """
-    M = _M(M)
-    t = _real_array("t", t, low=0.0)
-    eta_y = _real_array("eta_y", eta_y, low=0.0, low_open=True)
+    t, M, eta_y = _checked(t=t, M=M, eta_y=eta_y)
     return _out(_x_of(t, M, eta_y) / M)
 
 
@@ -392,34 +300,36 @@ def h_star(s: Any, M: int, eta_y: Any) -> np.ndarray | np.float64:
     ``w_nn = (M-1) h*(s)``, ``w_nj = -h*(s)`` (Lemma 5). ``s`` is an integer or an integer array
     (``>= 0``); ``eta_y > 0`` broadcasts against it. The increment is evaluated as
     ``η e^{-Mh} / ((M-1) e^{-Mh} + 1)``, so it never overflows. Cost: ``max(s)`` steps per
-    distinct ``eta_y``. Returns float64 (``numpy.float64`` for scalar inputs).
+    distinct ``eta_y``, so ``s`` is bounded by :data:`H_STAR_MAX_STEPS` (a ``ValueError`` beyond;
+    use :func:`h` there, Lemma 7: ``0 <= h* - h <= 2 η_Y / M``). Returns float64
+    (``numpy.float64`` for scalar inputs).
     """
-    M = _M(M)
-    s = _int_array("s", s, low=0)
-    eta_y = _real_array("eta_y", eta_y, low=0.0, low_open=True)
-    s_b, eta_b = np.broadcast_arrays(s, eta_y)
-    out = np.empty(s_b.shape, dtype=np.float64)
-    smax = int(s_b.max()) if s_b.size else 0
-    for eta in np.unique(eta_b):
-        sel = eta_b == eta
-        path = np.empty(smax + 1, dtype=np.float64)
-        path[0] = hs = 0.0
-        m1 = float(M - 1)
-        for k in range(1, smax + 1):
+    s = as_int64_array("s", s, low=0, high=H_STAR_MAX_STEPS)
+    M, eta_y = _checked(M=M, eta_y=eta_y)
+    return _out(_h_star(s, M, eta_y))
+
+
+def _h_star(s: np.ndarray, M: int, eta_y: np.ndarray) -> np.ndarray:
+    s, eta_y = np.broadcast_arrays(s, eta_y)
+    out = np.empty(s.shape, dtype=np.float64)
+    for eta in np.unique(eta_y):
+        sel = eta_y == eta
+        path = [hs := 0.0]
+        for _ in range(int(s[sel].max())):
             e = math.exp(-M * hs)
-            hs = hs + eta * e / (m1 * e + 1.0)
-            path[k] = hs
-        out[sel] = path[s_b[sel]]
-    return _out(out)
+            hs += eta * e / ((M - 1) * e + 1.0)
+            path.append(hs)
+        out[sel] = np.asarray(path)[s[sel]]
+    return out
 
 
 def lemma5_alpha(s: Any, M: int, eta_y: Any) -> tuple[np.ndarray, np.ndarray]:
     """Lemma 5: the softmax used by the ``s``-th step (``s >= 1``), i.e. ``α = softmax(w(s-1))``:
     ``α_nn(s) = e^{M h*(s-1)} / ((M-1) + e^{M h*(s-1)})`` and, for ``j != n``,
     ``α_nj(s) = 1 / ((M-1) + e^{M h*(s-1)})``. Overflow-safe. Returns ``(α_nn, α_nj)``."""
-    M = _M(M)
-    s = _int_array("s", s, low=1)
-    hs = np.asarray(h_star(s - 1, M, eta_y))
+    s = as_int64_array("s", s, low=1, high=H_STAR_MAX_STEPS + 1)
+    M, eta_y = _checked(M=M, eta_y=eta_y)
+    hs = _h_star(s - 1, M, eta_y)
     e = np.exp(-M * hs)
     denom = (M - 1) * e + 1.0
     return _out(1.0 / denom), _out(e / denom)
@@ -433,11 +343,12 @@ def gamma(t: Any, M: int, K: int, eta_y: Any) -> np.ndarray | np.float64:
     ``γ = O(η_Y t / K)`` for ``t <= K ln M / η_Y``; ``γ = O(K ln(M η_Y t / K) / (η_Y t))`` for
     ``t >= 2(1+ω) K ln M / η_Y``. Returns float64 (``numpy.float64`` for scalar inputs).
     """
-    M, K = _M(M), _K(K)
-    t = _real_array("t", t, low=0.0)
-    eta_y = _real_array("eta_y", eta_y, low=0.0, low_open=True)
+    return _out(_gamma(*_checked(t=t, M=M, K=K, eta_y=eta_y)))
+
+
+def _gamma(t: np.ndarray, M: int, K: int, eta_y: np.ndarray) -> np.ndarray:
     x = _x_of(t / K, M, eta_y)
-    return _out((M - 1) ** 2 * (x / M) * _inv_denominator(M, x))
+    return (M - 1) ** 2 * (x / M) * _inv_denominator(M, x)
 
 
 def Gamma(t: Any, M: int, K: int, eta_y: Any, eta_z: Any) -> np.ndarray | np.float64:
@@ -446,16 +357,12 @@ def Gamma(t: Any, M: int, K: int, eta_y: Any, eta_z: Any) -> np.ndarray | np.flo
     The closed form follows from Lemma 6 (``d h(t/K)/dt = η_Y / (K((M-1) + e^{Mh}))``).
     ``eta_z >= 0`` (0 freezes Z). Returns float64 (``numpy.float64`` for scalar inputs).
     """
-    M, K = _M(M), _K(K)
-    t = _real_array("t", t, low=0.0)
-    eta_y = _real_array("eta_y", eta_y, low=0.0, low_open=True)
-    eta_z = _real_array("eta_z", eta_z, low=0.0)
+    return _out(_Gamma(*_checked(t=t, M=M, K=K, eta_y=eta_y, eta_z=eta_z)))
+
+
+def _Gamma(t: np.ndarray, M: int, K: int, eta_y: np.ndarray, eta_z: np.ndarray) -> np.ndarray:
     hh = _x_of(t / K, M, eta_y) / M
-    return _out(eta_z / eta_y * K * (M - 1) ** 2 / 2.0 * hh * hh)
-
-
-def _check_C0(C0: Any) -> np.ndarray:
-    return _real_array("C0", C0, low=0.0, low_open=True)
+    return eta_z / eta_y * K * (M - 1) ** 2 / 2.0 * hh * hh
 
 
 def B(t: Any, M: int, K: int, eta_y: Any, eta_z: Any, C0: Any) -> np.ndarray | np.float64:
@@ -467,9 +374,11 @@ def B(t: Any, M: int, K: int, eta_y: Any, eta_z: Any, C0: Any) -> np.ndarray | n
     ``¼ ln(C_0 + 4Γ)``, which differs by the constant ``¼ ln C_0`` (see :func:`B_printed`, and
     PAPER.md A.6); the two agree when ``C_0 = 1``. Returns float64.
     """
-    G = Gamma(t, M, K, eta_y, eta_z)
-    C0 = _check_C0(C0)
-    return _out(0.25 * np.log1p(4.0 * np.asarray(G) / C0))
+    return _out(_B(*_checked(t=t, M=M, K=K, eta_y=eta_y, eta_z=eta_z, C0=C0)))
+
+
+def _B(t: Any, M: int, K: int, eta_y: Any, eta_z: Any, C0: Any) -> np.ndarray:
+    return 0.25 * np.log1p(4.0 * _Gamma(t, M, K, eta_y, eta_z) / C0)
 
 
 def B_printed(t: Any, M: int, K: int, eta_y: Any, eta_z: Any, C0: Any) -> np.ndarray | np.float64:
@@ -477,9 +386,8 @@ def B_printed(t: Any, M: int, K: int, eta_y: Any, eta_z: Any, C0: Any) -> np.nda
 
     Kept for the erratum: as printed, ``B_n(0) = ¼ ln C_0 != 0`` although ``B_n(0) = 0`` by its
     definition in Theorem 3."""
-    G = Gamma(t, M, K, eta_y, eta_z)
-    C0 = _check_C0(C0)
-    return _out(0.25 * np.log(C0 + 4.0 * np.asarray(G)))
+    t, M, K, eta_y, eta_z, C0 = _checked(t=t, M=M, K=K, eta_y=eta_y, eta_z=eta_z, C0=C0)
+    return _out(0.25 * np.log(C0 + 4.0 * _Gamma(t, M, K, eta_y, eta_z)))
 
 
 def B_scanning(t: Any, M: int, K: int, eta_y: Any, eta_z: Any, C0: Any) -> np.ndarray | np.float64:
@@ -489,11 +397,7 @@ def B_scanning(t: Any, M: int, K: int, eta_y: Any, eta_z: Any, C0: Any) -> np.nd
     It is ``B`` with ``h(τ) ≈ η_Y τ / M`` (the linearization of Lemma 6 at ``h = 0``). The
     printed Theorem 4 line is ``¼ ln(C_0 + 2(M-1)^2 η_Y η_Z t^2/(K M^2))`` = this ``+ ¼ ln C_0``.
     Since ``h(τ) <= η_Y τ / M`` it is an upper bound of :func:`B`, tight for ``t << t_0'``."""
-    M, K = _M(M), _K(K)
-    t = _real_array("t", t, low=0.0)
-    eta_y = _real_array("eta_y", eta_y, low=0.0, low_open=True)
-    eta_z = _real_array("eta_z", eta_z, low=0.0)
-    C0 = _check_C0(C0)
+    t, M, K, eta_y, eta_z, C0 = _checked(t=t, M=M, K=K, eta_y=eta_y, eta_z=eta_z, C0=C0)
     four_gamma = 2.0 * (M - 1) ** 2 / (K * M**2) * eta_y * eta_z * t * t
     return _out(0.25 * np.log1p(four_gamma / C0))
 
@@ -506,11 +410,7 @@ def B_snapping(t: Any, M: int, K: int, eta_y: Any, eta_z: Any, C0: Any) -> np.nd
     ``¼ ln(C_0 + 2K(M-1)^2/M^2 (η_Z/η_Y) ln^2(M η_Y t / K))`` = this ``+ ¼ ln C_0``. Only
     meaningful for ``t >= t_0``; for ``M η_Y t / K < 1`` the logarithm is clipped at 0 (returns 0).
     """
-    M, K = _M(M), _K(K)
-    t = _real_array("t", t, low=0.0)
-    eta_y = _real_array("eta_y", eta_y, low=0.0, low_open=True)
-    eta_z = _real_array("eta_z", eta_z, low=0.0)
-    C0 = _check_C0(C0)
+    t, M, K, eta_y, eta_z, C0 = _checked(t=t, M=M, K=K, eta_y=eta_y, eta_z=eta_z, C0=C0)
     with np.errstate(divide="ignore"):
         L = np.maximum(np.log(M * eta_y * t / K), 0.0)
     four_gamma = 2.0 * K * (M - 1) ** 2 / M**2 * eta_z / eta_y * L * L
@@ -521,25 +421,22 @@ def dB_dlog_t(t: Any, M: int, K: int, eta_y: Any, eta_z: Any, C0: Any) -> np.nda
     """``dB_n / d ln t = t η_Z γ(t) / (C_0 + 4Γ(t))`` (analytic; same for :func:`B` and
     :func:`B_printed`, which differ by a constant). About ½ in the scanning window
     (``4Γ >> C_0``, ``t < t_0'``) and about ``1/(2 ln(M η_Y t/K))`` after ``t_0`` (Theorem 4)."""
-    g = np.asarray(gamma(t, M, K, eta_y))
-    G = np.asarray(Gamma(t, M, K, eta_y, eta_z))
-    t = _real_array("t", t, low=0.0)
-    eta_z = _real_array("eta_z", eta_z, low=0.0)
-    C0 = _check_C0(C0)
-    return _out(t * eta_z * g / (C0 + 4.0 * G))
+    t, M, K, eta_y, eta_z, C0 = _checked(t=t, M=M, K=K, eta_y=eta_y, eta_z=eta_z, C0=C0)
+    G = _Gamma(t, M, K, eta_y, eta_z)
+    return _out(t * eta_z * _gamma(t, M, K, eta_y) / (C0 + 4.0 * G))
 
 
 def z_common(t: Any, M: int, K: int, eta_y: Any, eta_z: Any, C0: Any) -> np.ndarray | np.float64:
     """App. F closed form for the single common token's logit under Eqn 13
     (``ż = -C_0^{-1} η_Z γ e^{4z}``, ``z(0) = 0``): ``e^{-4z(t)} = 1 + 4Γ(t)/C_0``, i.e.
     ``z(t) = -B_n(t)``."""
-    return _out(-np.asarray(B(t, M, K, eta_y, eta_z, C0)))
+    return _out(-_B(*_checked(t=t, M=M, K=K, eta_y=eta_y, eta_z=eta_z, C0=C0)))
 
 
 def chi(t: Any, M: int, K: int, eta_y: Any, eta_z: Any, C0: Any) -> np.ndarray | np.float64:
     """The growth-factor upper bound ``e^{2 B_n(t)}`` of Theorem 3 with ``B_n`` from :func:`B`
     (what Fig. 3 plots; ``chi(0) = 1``)."""
-    return _out(np.exp(2.0 * np.asarray(B(t, M, K, eta_y, eta_z, C0))))
+    return _out(np.exp(2.0 * _B(*_checked(t=t, M=M, K=K, eta_y=eta_y, eta_z=eta_z, C0=C0))))
 
 
 def chi_bounds(B: Any, f0: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -547,24 +444,20 @@ def chi_bounds(B: Any, f0: Any) -> tuple[np.ndarray, np.ndarray]:
 
     ``B >= 0`` (``B_n(t)``) and ``f0`` in ``[0, 1]`` (``f_{nl_0}(0)``) broadcast.
     Returns ``(lower, upper)``."""
-    Bv = _real_array("B", B, low=0.0)
-    f0 = _real_array("f0", f0, low=0.0, high=1.0)
-    Bv, f0 = np.broadcast_arrays(Bv, f0)
+    Bv, f0 = np.broadcast_arrays(*_checked(B=B, f0=f0))
     return _out(np.exp(2.0 * f0 * f0 * Bv)), _out(np.exp(2.0 * Bv))
 
 
 def t0(M: int, K: int, eta_y: Any) -> np.ndarray | np.float64:
     """Theorem 4: the snapping time ``t_0 = 2 K ln M / η_Y`` (the ``(1 + o(1))`` factor dropped,
     as in Fig. 3's dotted lines)."""
-    M, K = _M(M), _K(K)
-    eta_y = _real_array("eta_y", eta_y, low=0.0, low_open=True)
+    M, K, eta_y = _checked(M=M, K=K, eta_y=eta_y)
     return _out(2.0 * K * math.log(M) / eta_y)
 
 
 def t0_prime(M: int, K: int, eta_y: Any) -> np.ndarray | np.float64:
     """Theorem 4 / Lemma 9: the end of the scanning regime ``t_0' = K ln M / η_Y``."""
-    M, K = _M(M), _K(K)
-    eta_y = _real_array("eta_y", eta_y, low=0.0, low_open=True)
+    M, K, eta_y = _checked(M=M, K=K, eta_y=eta_y)
     return _out(K * math.log(M) / eta_y)
 
 
@@ -576,7 +469,6 @@ def gamma_peak(M: int, K: int, eta_y: Any) -> np.ndarray | np.float64:
     reached at ``t* = K (e^{x*} - 1 + (M-1) x*) / (M η_Y)`` ≈ ``K (ln M - ln ln M + O(1)) / η_Y``.
     Note: for ``M >= 30`` this is *before* ``t_0' = K ln M / η_Y`` (0.8-0.95 ``t_0'``), not
     between ``t_0'`` and ``t_0``; Lemma 9 only bounds γ on either side."""
-    M, K = _M(M), _K(K)
-    eta_y = _real_array("eta_y", eta_y, low=0.0, low_open=True)
+    M, K, eta_y = _checked(M=M, K=K, eta_y=eta_y)
     x = 1.0 + float(wrightomega(math.log(M - 1) - 1.0))
     return _out(K * (math.expm1(x) + (M - 1) * x) / (M * eta_y))

@@ -352,8 +352,21 @@ def test_checks_explain_wrong_answers():
         ch5.check_fig6_entropy(not_renormalized)
 
 
-def test_figure_result_type():
-    assert isinstance(phase.fig3(quick=True), FigureResult)
+def test_fig3_quick_draws_the_full_curves_on_a_coarser_grid():
+    """The quick Fig 3 is a FigureResult whose drawn lines are its data, on 201 points of
+    [0, 700], equal to the full figure's values at the times both grids share (every 7 steps) and
+    ending at the paper's printed scale (PAPER.md B.6: 572, 439, 332, 227, to 0.5)."""
+    quick, full = phase.fig3(quick=True), phase.fig3()
+    assert isinstance(quick, FigureResult)
+    t = quick.data["t"]
+    assert len(t) == 201 and t[0] == 0.0 and t[-1] == 700.0
+    drawn = [line.get_ydata() for line in quick.figure.axes[0].lines if len(line.get_ydata()) > 2]
+    np.testing.assert_array_equal(np.array(drawn), quick.data["chi"])
+    in_full, in_quick = np.isin(full.data["t"], t), np.isin(t, full.data["t"])
+    assert in_full.sum() == in_quick.sum() == 101  # t = 0, 7, 14, ..., 700
+    np.testing.assert_allclose(quick.data["chi"][:, in_quick], full.data["chi"][:, in_full],
+                               rtol=1e-12)
+    np.testing.assert_allclose(quick.data["chi_final"], [572, 439, 332, 227], atol=0.5)
 
 
 def test_theorem4_dynamics_figure_and_table():

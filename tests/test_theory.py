@@ -6,6 +6,8 @@ Tolerances are stated at each assertion. Everything here is deterministic and ru
 from __future__ import annotations
 
 import math
+import time
+import warnings
 
 import numpy as np
 import pytest
@@ -93,13 +95,28 @@ def test_h_star_recursion_and_shapes():
         ref.append(ref[-1] + eta / ((M - 1) + math.exp(M * ref[-1])))
     np.testing.assert_allclose(hs, ref, rtol=1e-15, atol=0)
     assert isinstance(theory.h_star(3, M, eta), np.float64)
-    both = theory.h_star(np.array([[3], [5]]), M, np.array([0.5, 1.0, 2.0]))
+    etas = np.array([0.5, 1.0, 2.0])
+    both = theory.h_star(np.array([[3], [5]]), M, etas)
     assert both.shape == (2, 3)
-    assert both[1, 2] == theory.h_star(5, M, 2.0)
+    for i, s in enumerate([3, 5]):
+        for j, eta_y in enumerate(etas):  # every entry: each eta_y has its own recursion
+            assert both[i, j] == theory.h_star(s, M, eta_y)
     assert theory.h_star(torch.tensor([4]), M, eta)[0] == theory.h_star(4, M, eta)
     # no overflow for huge M * h*
     big = theory.h_star(2000, 10**5, 1e4)
     assert np.isfinite(big) and big > 0
+
+
+def test_h_star_fails_fast_beyond_its_step_bound():
+    """h* is a recursion of s Python steps: s = 1e9 would run for minutes, so any s above
+    H_STAR_MAX_STEPS is refused before the first step (well under a second, even on a loaded
+    machine), with a message naming s and the accepted range."""
+    start = time.perf_counter()
+    for s in (10**9, [5, theory.H_STAR_MAX_STEPS + 1]):
+        with pytest.raises(ValueError, match=f"s must be an integer >= 0 and <= {10**6}"):
+            theory.h_star(s, 50, 1.0)
+    assert time.perf_counter() - start < 1.0
+    assert theory.H_STAR_MAX_STEPS == 10**6
 
 
 # ------------------------------------------------------------------------------------- Lemma 7
@@ -191,7 +208,8 @@ def test_Gamma_equals_quadrature(M, K, eta_y, eta_z):
 )
 def test_z_common_solves_eqn13(M, K, eta_y, eta_z, C0):
     """PAPER.md D.10: integrating z' = -C0^{-1} eta_z gamma(t) e^{4z}, z(0) = 0 (solve_ivp, rtol
-    1e-10) matches z_common = -B = -1/4 ln(1 + 4 Gamma/C0) within 1e-6."""
+    1e-10) matches z_common = -1/4 ln(1 + 4 Gamma/C0) within 1e-8 absolute. The ODE only uses
+    gamma (Lemma 9), so this checks the closed form of Gamma, B and z_common independently."""
     t_end = 3 * theory.t0(M, K, eta_y)
     ts = np.linspace(0, t_end, 25)
     sol = solve_ivp(
@@ -204,14 +222,9 @@ def test_z_common_solves_eqn13(M, K, eta_y, eta_z, C0):
         method="DOP853",
     )
     assert sol.success
+    assert sol.y[0, -1] < -0.1  # the logit actually moved
     np.testing.assert_allclose(
-        sol.y[0], theory.z_common(ts, M, K, eta_y, eta_z, C0), atol=1e-6, rtol=0
-    )
-    np.testing.assert_allclose(
-        theory.z_common(ts, M, K, eta_y, eta_z, C0),
-        -theory.B(ts, M, K, eta_y, eta_z, C0),
-        rtol=0,
-        atol=0,
+        sol.y[0], theory.z_common(ts, M, K, eta_y, eta_z, C0), atol=1e-8, rtol=0
     )
 
 
@@ -309,6 +322,26 @@ def test_scanning_and_snapping_asymptotes():
     )
 
 
+@pytest.mark.parametrize("eta_y,eta_z", [(2.5, 0.4), (0.3, 3.0)])
+def test_theorem4_lines_typed_from_the_paper(eta_y, eta_z):
+    """PAPER.md A.6, Theorem 4's two printed lines typed out, minus 1/4 ln C0 (the B(0) = 0
+    convention), with eta_y != 1 and eta_z != 1 so that eta_y eta_z and eta_z/eta_y differ from
+    their inverses (rel 1e-13). B_snapping at t = 0 is 0 without a divide-by-zero warning (a
+    chapter would print it to stderr)."""
+    M, K, C0 = 200, 3, 0.05
+    args = (M, K, eta_y, eta_z, C0)
+    t = np.array([0.5, 4.0, 30.0]) * theory.t0(M, K, eta_y)
+    scan = 0.25 * np.log(C0 + 2 * (M - 1) ** 2 / (K * M**2) * eta_y * eta_z * t**2)
+    snap = 0.25 * np.log(
+        C0 + 2 * K * (M - 1) ** 2 / M**2 * eta_z / eta_y * np.log(M * eta_y * t / K) ** 2
+    )
+    np.testing.assert_allclose(theory.B_scanning(t, *args), scan - 0.25 * math.log(C0), rtol=1e-13)
+    np.testing.assert_allclose(theory.B_snapping(t, *args), snap - 0.25 * math.log(C0), rtol=1e-13)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert theory.B_snapping(0.0, *args) == 0.0
+
+
 def test_learning_rate_dependence():
     """PAPER.md A.6 insights / D.11: at large t, B decreases in eta_y with eta_z fixed, and increases
     in eta_z with nu = eta_y/eta_z fixed."""
@@ -343,17 +376,28 @@ def test_fig9_B_at_t0_independent_of_eta_z():
     assert b[0] == pytest.approx(b[1], rel=1e-12)
 
 
-def test_chi_and_bounds():
+def test_chi_bounds_typed_from_theorem3():
     B = np.array([0.0, 0.3, 2.0])
     lo, hi = theory.chi_bounds(B, 0.4)
     np.testing.assert_allclose(lo, np.exp(2 * 0.16 * B), rtol=1e-15)
     np.testing.assert_allclose(hi, np.exp(2 * B), rtol=1e-15)
     assert np.all(lo <= hi)
-    args = (1000, 10, 1.0, 0.5, 0.00625)
-    assert theory.chi(0.0, *args) == 1.0
-    assert theory.chi(100.0, *args) == pytest.approx(
-        math.exp(2 * theory.B(100.0, *args)), rel=1e-15
-    )
+
+
+@pytest.mark.parametrize(
+    "M,K,eta_y,eta_z,C0", [(1000, 10, 1.0, 0.5, 0.00625), (50, 3, 2.0, 4.0, 0.7)]
+)
+def test_chi_equals_growth_from_quadrature(M, K, eta_y, eta_z, C0):
+    """App. F: e^{-4z} = 1 + 4 Gamma/C0 and chi = e^{2B} = e^{-2z}, so chi(t) = sqrt(1 + 4 Gamma/C0)
+    with Gamma = eta_z int_0^t gamma computed here by quadrature of gamma (not by Eqn 128, B or
+    z_common); rtol 1e-9. chi(0) = 1 and chi grows."""
+    ts = [0.0, 3.0, theory.t0_prime(M, K, eta_y), 2 * theory.t0(M, K, eta_y)]
+    got = theory.chi(np.array(ts), M, K, eta_y, eta_z, C0)
+    for t, value in zip(ts, got):
+        Gamma, _ = quad(lambda s: eta_z * theory.gamma(s, M, K, eta_y), 0, t, epsrel=1e-12,
+                        epsabs=0, limit=200)
+        assert value == pytest.approx(math.sqrt(1 + 4 * Gamma / C0), rel=1e-9)
+    assert got[0] == 1.0 and np.all(np.diff(got) > 0) and got[-1] > 2
 
 
 # ------------------------------------------------------------------------------ Lemma 1 (Eqn 3)
@@ -423,6 +467,23 @@ def _toy_classes():
     return probs, torch.tensor([0, 0])
 
 
+def test_attention_limit_is_overflow_safe():
+    """Eqn 5 with logits of several hundred, one of them on a token outside class 0's support, and
+    class 1 on another query row with small logits: equal to the softmax of log P + z (torch's
+    own overflow-safe softmax) to 1e-12; tokens outside a support get exactly 0."""
+    probs, _ = _toy_classes()
+    queries = torch.tensor([0, 3])
+    Z = torch.zeros(2, 8, 8, dtype=torch.float64)  # a batch of two snapshots
+    Z[:, 0, 2:5] = torch.tensor([900.0, 905.0, 890.0], dtype=torch.float64)  # e^900 overflows
+    Z[:, 0, 6] = 2000.0  # not in class 0's support: must not take the mass
+    Z[1, 3] = torch.linspace(-1, 1, 8, dtype=torch.float64)
+    c = theory.attention_limit(probs, Z, queries)
+    want = torch.softmax(torch.log(probs) + Z[:, queries, :], dim=-1)
+    torch.testing.assert_close(c, want, rtol=1e-12, atol=0)
+    assert torch.all(torch.isfinite(c)) and torch.all(c[probs.expand_as(c) == 0] == 0)
+    assert float(c[0, 0, 3]) > 0.99  # class 0 snapped to its largest logit
+
+
 def test_lemma4_component_form_against_loops():
     """Eqn 10 vectorized == a literal double loop over n in psi^{-1}(m), n' != n (1e-13)."""
     g = torch.Generator().manual_seed(0)
@@ -434,8 +495,43 @@ def test_lemma4_component_form_against_loops():
     gam = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
     Zdot = theory.lemma4_zdot(f, beta, gam, queries, eta_z=0.7, M=M)
     assert Zdot.shape == (3, M, M)
-    ref = torch.zeros(3, M, M, dtype=torch.float64)
-    for r in range(3):
+    torch.testing.assert_close(Zdot, _lemma4_by_loops(f, beta, gam, queries, 0.7),
+                               rtol=1e-13, atol=1e-15)
+    # an unnormalized f: the n' = n term no longer vanishes by itself, so it must be excluded
+    f_raw = 2 * torch.rand(3, K, M, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(theory.lemma4_zdot(f_raw, beta, gam, queries, 0.7),
+                               _lemma4_by_loops(f_raw, beta, gam, queries, 0.7),
+                               rtol=1e-13, atol=1e-15)
+    # a scalar gamma is kept in float64 (1.3 is not a float32 number)
+    torch.testing.assert_close(theory.lemma4_zdot(f, beta, 1.3, queries, 0.7),
+                               _lemma4_by_loops(f, beta, torch.full((3,), 1.3,
+                                                dtype=torch.float64), queries, 0.7),
+                               rtol=1e-13, atol=1e-15)
+    # gamma with two batch dimensions [2, 3] broadcasts against f's [3]
+    two = theory.lemma4_zdot(f, beta, torch.stack([gam, 2 * gam]), queries, 0.7)
+    assert two.shape == (2, 3, M, M)
+    torch.testing.assert_close(two[1], 2 * Zdot, rtol=1e-13, atol=1e-15)
+    rows = torch.ones(M, dtype=torch.bool)
+    rows[[1, 4]] = False
+    assert torch.all(Zdot[:, rows] == 0)
+    # ||f_n|| = 1 makes every row sum of Eqn 10 vanish (the invariant Z'1 = 0)
+    assert torch.all(Zdot.sum(-1).abs() < 1e-14)
+    # xi (Theorem 1(a)) by loops, with a tensor gamma and with a scalar one (kept in float64)
+    for gamma_arg, gamma_r in [(gam, gam), (1.3, torch.full((3,), 1.3, dtype=torch.float64))]:
+        x = theory.xi(f_raw, beta, gamma_arg)
+        for r in range(3):
+            for n in range(K):
+                want = gamma_r[r] * sum(
+                    beta[r, n, n2] * (f_raw[r, n] @ f_raw[r, n2]) for n2 in range(K) if n2 != n
+                )
+                assert float(x[r, n]) == pytest.approx(float(want), rel=1e-13)
+
+
+def _lemma4_by_loops(f, beta, gam, queries, eta_z):
+    """Eqn 10 as a literal loop over n in psi^{-1}(m), l and n' != n."""
+    R, K, M = f.shape
+    ref = torch.zeros(R, M, M, dtype=torch.float64)
+    for r in range(R):
         for n in range(K):
             m = int(queries[n])
             for l in range(M):
@@ -443,19 +539,8 @@ def test_lemma4_component_form_against_loops():
                 for n2 in range(K):
                     if n2 != n:
                         acc += beta[r, n, n2] * ((f[r, n] @ f[r, n2]) * f[r, n, l] - f[r, n2, l])
-                ref[r, m, l] += 0.7 * gam[r] * f[r, n, l] * acc
-    torch.testing.assert_close(Zdot, ref, rtol=1e-13, atol=1e-15)
-    rows = torch.ones(M, dtype=torch.bool)
-    rows[[1, 4]] = False
-    assert torch.all(Zdot[:, rows] == 0)
-    # ||f_n|| = 1 makes every row sum of Eqn 10 vanish (the invariant Z'1 = 0)
-    assert torch.all(Zdot.sum(-1).abs() < 1e-14)
-    # xi (Theorem 1(a)) by loops
-    x = theory.xi(f, beta, gam)
-    for r in range(3):
-        for n in range(K):
-            want = gam[r] * sum(beta[r, n, n2] * (f[r, n] @ f[r, n2]) for n2 in range(K) if n2 != n)
-            assert float(x[r, n]) == pytest.approx(float(want), rel=1e-13)
+                ref[r, m, l] += eta_z * gam[r] * f[r, n, l] * acc
+    return ref
 
 
 def test_theorem2_signs_and_distinct_token_form():
@@ -521,6 +606,10 @@ def test_relative_gain_vectorized():
     r2 = theory.relative_gain(f, torch.tensor([1, 2]), torch.tensor([0, 0]))
     assert r2.shape == (2, 2)
     assert float(r2[0, 0]) == pytest.approx(3.0)
+    # three dimensions [4, 2, 3]: the token ids index the last one (M = 3), not the others
+    f3 = torch.rand(4, 2, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    want = f3[..., 0] ** 2 / f3[..., 2] ** 2 - 1
+    torch.testing.assert_close(theory.relative_gain(f3, 0, 2), want)
 
 
 # ---------------------------------------------------------------------------------- bad inputs
@@ -543,11 +632,18 @@ def test_relative_gain_vectorized():
         (lambda: theory.h(1.0, 50, 0.0), ValueError, "eta_y must be > 0"),
         (lambda: theory.h(1.0, 50, -2.0), ValueError, "eta_y must be > 0"),
         (lambda: theory.h(1.0, 50, float("nan")), ValueError, "eta_y must be finite"),
-        (lambda: theory.h(1e300, 10**5, 1e300), ValueError, "must be finite"),
+        (lambda: theory.h(1e300, 10**5, 1e300), ValueError, r"^M \* eta_y \* t must be finite"),
         (lambda: theory.h_star(1.5, 50, 1.0), TypeError, "s must be an integer"),
         (lambda: theory.h_star(-1, 50, 1.0), ValueError, "s must be an integer >= 0"),
         (lambda: theory.h_star(True, 50, 1.0), TypeError, "s must be an integer"),
         (lambda: theory.lemma5_alpha(0, 50, 1.0), ValueError, "s must be an integer >= 1"),
+        (lambda: theory.h_star(1e9, 50, 1.0), TypeError, "s must be an integer"),
+        (lambda: theory.h_star(10**9, 50, 1.0), ValueError, r"s must be .*<= 1000000"),
+        (lambda: theory.lemma5_alpha(10**7, 50, 1.0), ValueError, r"s must be .*<= 1000001"),
+        (lambda: theory.h(1 + 0j, 50, 1.0), TypeError, "t must be a real number"),
+        (lambda: theory.h(torch.tensor([True]), 50, 1.0), TypeError, "t must be a real number"),
+        (lambda: theory.h([1.0, [2.0]], 50, 1.0), TypeError, "t must be a real number"),
+        (lambda: theory.chi_bounds([0.1, True], 0.5), TypeError, "B must contain real numbers"),
         (lambda: theory.gamma(1.0, 50, 0, 1.0), ValueError, "K must be an integer"),
         (lambda: theory.Gamma(1.0, 50, 2, 1.0, -1.0), ValueError, "eta_z must be >= 0"),
         (lambda: theory.B(1.0, 50, 2, 1.0, 1.0, 0.0), ValueError, "C0 must be > 0"),
@@ -603,8 +699,152 @@ def test_relative_gain_vectorized():
             "Y must be a floating-point",
         ),
         (lambda: theory.relative_gain(torch.ones(3), 5, 0), ValueError, "l must"),
+        (lambda: theory.normalized_attention([1.0]), TypeError, "^c must be a torch.Tensor"),
+        (
+            lambda: theory.attention_limit([[1.0]], torch.zeros(1, 1), [0]),
+            TypeError,
+            "^probs must be a torch.Tensor",
+        ),
+        (
+            lambda: theory.attention_limit(torch.ones(2, 3), torch.full((3, 3), math.nan), [0, 1]),
+            ValueError,
+            "^Z must contain only finite values",
+        ),
+        (
+            lambda: theory.attention_limit(torch.ones(2, 3), torch.zeros(3), [0, 1]),
+            ValueError,
+            r"^Z must have shape \[\.\.\., 3, 3\]",
+        ),
+        (
+            lambda: theory.attention_limit(torch.ones(2, 3), torch.zeros(3, 3), [0, 1, 2]),
+            ValueError,
+            r"^queries must have shape \[2\]",
+        ),
+        (
+            lambda: theory.attention_limit(torch.ones(2, 3), torch.zeros(3, 3), [0, 3]),
+            ValueError,
+            r"^queries must hold token ids in \[0, 2\]",
+        ),
+        (
+            lambda: theory.lemma1_gradients(torch.zeros(3, 3), torch.zeros(3, 3), [0], 1, 3),
+            ValueError,
+            r"^target must be an integer in \[0, 2\]",
+        ),
+        (
+            lambda: theory.lemma1_gradients(torch.zeros(3, 3), torch.zeros(3, 3), [0], [1], 2),
+            ValueError,
+            "^query must have 0 dimensions",
+        ),
+        (
+            lambda: theory.lemma1_gradients(torch.zeros(3, 3), torch.zeros(3, 3), 0, 1, 2),
+            ValueError,
+            "^context must have 1 dimensions",
+        ),
+        (
+            lambda: theory.lemma1_gradients(
+                torch.zeros(3, 3), torch.zeros(3, 3, dtype=torch.int64), [0], 1, 2
+            ),
+            TypeError,
+            "^Z must be a floating-point tensor",
+        ),
+        (
+            lambda: theory.lemma1_gradients(torch.zeros(3, 4), torch.zeros(3, 3), [0], 1, 2),
+            ValueError,
+            r"^Y must be square \[M, M\], got \[3, 4\]",
+        ),
+        (
+            lambda: theory.lemma1_gradients(torch.zeros(3, 3), torch.zeros(3, 3), [0], 1, [2]),
+            ValueError,
+            "^target must have 0 dimensions",
+        ),
+        (
+            lambda: theory.attention_limit(torch.ones(2, 3), torch.zeros(3, 4), [0, 1]),
+            ValueError,
+            r"^Z must have shape \[\.\.\., 3, 3\]",
+        ),
+        (
+            lambda: theory.lemma1_gradients(torch.zeros(3), torch.zeros(3, 3), [0], 1, 2),
+            ValueError,
+            "^Y must have 2 dimensions",
+        ),
+        (
+            lambda: theory.lemma1_gradients(
+                torch.zeros(3, 3), torch.zeros(3, 3), [0], 1, 2, normalize="yes"
+            ),
+            TypeError,
+            "^normalize must be True or False",
+        ),
+        (
+            lambda: theory.attention_limit(torch.ones(3), torch.zeros(3, 3), [0]),
+            ValueError,
+            "^probs must have 2 dimensions",
+        ),
+        (
+            lambda: theory.xi(torch.ones(2, 3, dtype=torch.int64), torch.ones(2, 2), 1.0),
+            TypeError,
+            "^f must be a floating-point tensor",
+        ),
+        (
+            lambda: theory.xi(torch.ones(2, 3), torch.ones(2, 2, dtype=torch.int64), 1.0),
+            TypeError,
+            "^beta must be a floating-point tensor",
+        ),
+        (
+            lambda: theory.xi(torch.ones(2, 3), torch.ones(2, 2), torch.tensor(1)),
+            TypeError,
+            "^gamma must be a floating-point tensor",
+        ),
+        (
+            lambda: theory.lemma4_zdot(torch.ones(2, 3), torch.ones(2, 2), "x", [0, 1], 1.0),
+            TypeError,
+            "^gamma must be a real number",
+        ),
+        (
+            lambda: theory.lemma4_zdot(torch.ones(2, 3), torch.ones(2, 2), 1.0, [0, 1], 1.0, M=1),
+            ValueError,
+            r"^M must be an integer in \[2, inf\)",
+        ),
+        (
+            lambda: theory.lemma4_zdot(torch.ones(2, 3), torch.ones(2, 2), 1.0, [0, 1], -1.0),
+            ValueError,
+            r"^eta_z must be in \[0.0, inf\)",
+        ),
+        (
+            lambda: theory.lemma4_zdot(torch.ones(2, 3), torch.ones(2, 2), 1.0, [0], 1.0),
+            ValueError,
+            r"^queries must have shape \[2\]",
+        ),
+        (
+            lambda: theory.lemma4_zdot(torch.ones(2, 3), torch.ones(2, 2), 1.0, [[0, 1]], 1.0),
+            ValueError,
+            r"^queries must have shape \[2\]",
+        ),
+        (
+            lambda: theory.relative_gain(torch.ones(3, dtype=torch.int64), 1, 0),
+            TypeError,
+            "^f must be a floating-point tensor",
+        ),
+        (
+            lambda: theory.relative_gain(torch.tensor(1.0), 0, 0),
+            ValueError,
+            "^f must have at least one dimension",
+        ),
+        (
+            lambda: theory.relative_gain(torch.ones(3), 0, 3),
+            ValueError,
+            r"^l_prime must be an integer in \[0, 2\]",
+        ),
+        (
+            lambda: theory.relative_gain(torch.ones(3), 0, 1.0),
+            TypeError,
+            "^l_prime must be an integer token id",
+        ),
     ],
 )
 def test_bad_inputs(call, exc, match):
-    with pytest.raises(exc, match=match):
-        call()
+    """The error comes from the check, not from numpy or torch on the way: no warning first (a
+    chapter would print it to stderr)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(exc, match=match):
+            call()
