@@ -195,9 +195,14 @@ def _gib(nbytes: float) -> str:
     return f"{nbytes / 2**30:.3g} GiB"
 
 
+SEED_MAX = 2**63 - 1
+"""The largest seed: ``torch.Generator.manual_seed`` takes up to ``2**64 − 1``, but seeds are
+also stored in int64 tensors (``Run.seeds``)."""
+
+
 def check_seed(name: str, value: Any) -> int:
-    """A seed ``torch.Generator.manual_seed`` accepts: an integer in ``[0, 2**64 − 1]``."""
-    return check_int(name, value, low=0, high=2**64 - 1)
+    """A seed: an integer in ``[0, SEED_MAX]``."""
+    return check_int(name, value, low=0, high=SEED_MAX)
 
 
 def check_dtype(value: Any, allowed: Sequence[torch.dtype] = (torch.float32, torch.float64)
@@ -257,5 +262,5 @@ def check_out_dir(name: str, path: Any, *, force: bool | None = None) -> Path:
         raise ValueError(f"{name} {out} cannot be written: {existing} is not writable")
     if force is False and out.is_dir() and any(out.iterdir()):
         raise ValueError(f"{name} {out} already holds files; choose an empty or new folder, or "
-                         "force the overwrite (--force, force=True)")
+                         "pass --force (force=True in Python) to overwrite them")
     return out

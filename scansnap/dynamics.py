@@ -33,7 +33,7 @@ from tqdm.auto import trange
 from . import theory
 from ._validate import (
     as_float_list, as_int_list, check_bool, check_choice, check_device, check_dtype, check_float,
-    check_int, check_memory, check_seed,
+    SEED_MAX, check_int, check_memory, check_seed,
 )
 from .data import SequenceClasses
 from .grouped import GroupedBatch, Layout, blocks_to_full, full_to_blocks, grouped_step
@@ -432,7 +432,7 @@ def _configs(eta_y: Any, eta_z: Any, pairs: Any, seeds: Any,
              ) -> tuple[list[tuple[float, float, int]], tuple[list, list, list] | None]:
     """Each run's ``(eta_y, eta_z, seed)`` and the product grid (None for explicit pairs);
     ``check_size(runs, seeds)`` is called with the counts before the run list is built."""
-    seed_list = as_int_list("seeds", seeds, low=0, high=2**64 - 1)
+    seed_list = as_int_list("seeds", seeds, low=0, high=SEED_MAX)
     if len(set(seed_list)) != len(seed_list):
         raise ValueError(f"seeds must be distinct, got {seed_list}")
     if pairs is None:
