@@ -7,6 +7,7 @@ silent clamp instead.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -157,6 +158,7 @@ def _range_text(low: float | None, high: float | None, *, low_open: bool = False
     return f"{left}{lo}, {hi}"
 
 
+@functools.lru_cache(maxsize=None)  # fixed per machine; checked on every sampling call
 def memory_budget(device: torch.device | str | None = None) -> int | None:
     """Bytes a single call may plan to allocate on ``device``: the device's total memory.
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import check_float, check_int, check_memory
+from ._validate import check_dtype, check_float, check_int, check_memory
 
 
 class SequenceClasses:
@@ -156,6 +156,7 @@ class SequenceClasses:
         conditional binomials over the class's support, so its cost does not grow with ``T``.
         """
         self._check_sizes(batch_size, seq_len, self.M + 2 * self._support.shape[1])
+        dtype = check_dtype(dtype)
         n, support_counts = self.sample_support_counts(batch_size, seq_len, generator, dtype=dtype)
         counts = torch.zeros(len(n), self.M, dtype=dtype)
         counts.scatter_(1, self._support[n], support_counts)
@@ -173,6 +174,7 @@ class SequenceClasses:
         token has count 0). Class-grouped training works in this form (Lemma 1: only these
         entries of ``Y`` and ``Z`` receive gradient)."""
         batch_size, seq_len = self._check_sizes(batch_size, seq_len, 2 * self._support.shape[1])
+        dtype = check_dtype(dtype)
         generator = _check_generator(generator)
         n = torch.randint(self.K, (batch_size,), generator=generator)
         shares = self._binomial_shares[n]  # [B, S]
