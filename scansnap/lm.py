@@ -428,9 +428,10 @@ def _fingerprint(train_ids: torch.Tensor, measure_ids: torch.Tensor) -> list[int
 
 
 BLOW_UP_FACTOR = 10.0
-"""A loss above this many times ``log(ntoken)`` (a uniform guess) counts as diverged: with the
-authors' clip 0.5, lr 1–10 stay below 1.6× on synthetic data, lr 50 reaches 55× and lr 1e4
-10⁶×."""
+"""A loss above this many times ``log(ntoken)`` (a uniform guess) counts as diverged. Measured
+with the authors' clip 0.5: on WikiText-2 (2k vocabulary, 300 steps) lr 5 peaks at 1.7× and
+lr 5 with ffn_lr 10 at 1.5×; on random ids lr 1–10 stay below 1.6×, lr 50 reaches 55× and
+lr 1e4 about 10⁶×."""
 
 
 def _blew_up(losses: torch.Tensor, ntoken: int) -> bool:
@@ -557,6 +558,7 @@ def train_lm(
             if (step + 1) % every == 0 or step + 1 == steps:
                 checkpoint(step + 1)
                 if on_divergence == "raise" and _blew_up(train_loss[:step + 1], ntoken):
+                    bar.close()
                     raise FloatingPointError(
                         f"the training loss diverged by step {step + 1} (non-finite or above "
                         f"{BLOW_UP_FACTOR} × log(ntoken)) at lr={lr:g}"
