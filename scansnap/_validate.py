@@ -189,8 +189,9 @@ def check_memory(parts: Mapping[str, float], device: torch.device | str | None =
         culprit = max(parts, key=parts.__getitem__)
         share = f" ({_gib(parts[culprit])} for {culprit})" if len(parts) > 1 else ""
         raise ValueError(f"{culprit} too large{context}: this call would need about {_gib(total)} "
-                         f"of memory{share}, more than the {_gib(budget)} this machine has; use "
-                         "smaller values")
+                         f"of memory{share}, more than the {_gib(budget)} of the "
+                         f"{torch.device('cpu' if device is None else device).type} memory here; "
+                         "use smaller values")
 
 
 def _gib(nbytes: float) -> str:

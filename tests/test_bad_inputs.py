@@ -38,7 +38,7 @@ def test_memory_budget_and_message(monkeypatch):
     assert budget is not None and budget > GIB  # every machine this runs on has more than 1 GiB
     monkeypatch.setattr(_validate, "memory_budget", lambda device=None: GIB)
     with pytest.raises(ValueError, match=r"^steps too large: .* about 2 GiB of memory \(2 GiB "
-                                         r"for steps\), more than the 1 GiB this machine has"):
+                                         r"for steps\), more than the 1 GiB of the cpu memory here"):
         _validate.check_memory({"steps": 2.0 * GIB, "batch_size": 10.0})
     _validate.check_memory({"steps": 0.5 * GIB})  # under the budget: no error
 
