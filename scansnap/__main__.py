@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ._validate import check_out_dir
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -24,12 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
     student.add_argument("out_dir", help="output folder for the .ipynb files")
     student.add_argument("--book", default="book",
                          help="the book's source folder with ch*.md (default: ./book)")
+    student.add_argument("--force", action="store_true",
+                         help="write into OUT_DIR even if it already holds files")
     coursework = commands.add_parser(
         "coursework", help="write the chapters' exercises as nbgrader or Otter-Grader assignments")
     coursework.add_argument("tool", choices=["nbgrader", "otter"], help="the grading tool")
     coursework.add_argument("out_dir", help="output folder (nbgrader: the course folder)")
     coursework.add_argument("--book", default="book",
                             help="folder holding the chapters ch*.md (default: book)")
+    coursework.add_argument("--force", action="store_true",
+                            help="write into OUT_DIR even if it already holds files")
     return parser
 
 
@@ -39,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .student import write_student_edition
 
         try:
-            written = write_student_edition(args.out_dir, book=args.book)
+            written = write_student_edition(args.out_dir, book=args.book, force=args.force)
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -50,13 +56,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .coursework import write_assignments
 
         try:
-            written = write_assignments(args.tool, args.out_dir, args.book)
+            written = write_assignments(args.tool, args.out_dir, args.book, force=args.force)
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         for path in written:
             print(f"wrote {path}")
         return 0
+    if args.command == "figure":
+        try:
+            check_out_dir("--out", args.out)  # before the imports and the computation
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     import matplotlib
 
     matplotlib.use("Agg")
@@ -69,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         result = figures.make(args.number, quick=args.quick, progress=not args.no_progress)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:  # bad arguments, missing WikiText data
         print(f"error: {error}", file=sys.stderr)
         return 2
     png, js = figures.save(result, args.number, args.out)

@@ -7,9 +7,12 @@ silent clamp instead.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -202,3 +205,114 @@ def _range_text(low: float | None, high: float | None, *, low_open: bool = False
     lo = "-inf" if low is None else f"{low}"
     hi = "inf)" if high is None else f"{high}]"
     return f"{left}{lo}, {hi}"
+
+
+@functools.lru_cache(maxsize=None)  # fixed per machine; checked on every sampling call
+def memory_budget(device: torch.device | str | None = None) -> int | None:
+    """Bytes a single call may plan to allocate on ``device``: the device's total memory.
+
+    The total, not the currently free memory: a request larger than the whole machine (or GPU)
+    can never succeed, while "free" moves with other processes and would make the same call pass
+    or fail from one run to the next. ``None`` where the platform does not report it (no check).
+    """
+    device = torch.device("cpu" if device is None else device)
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # not POSIX: sysconf is unavailable
+        return None
+
+
+def check_memory(parts: Mapping[str, float], device: torch.device | str | None = None,
+                 *, context: str = "") -> None:
+    """Raise ``ValueError`` before allocating when the tensors a call would create exceed
+    :func:`memory_budget` — instead of a long Python loop or torch's allocator message.
+
+    ``parts`` maps the parameter(s) behind each tensor to its estimated bytes; the message
+    names the largest, the total and the budget.
+    """
+    budget = memory_budget(device)
+    total = float(sum(parts.values()))
+    if budget is not None and total > budget:
+        culprit = max(parts, key=parts.__getitem__)
+        share = f" ({_gib(parts[culprit])} for {culprit})" if len(parts) > 1 else ""
+        raise ValueError(f"{culprit} too large{context}: this call would need about {_gib(total)} "
+                         f"of memory{share}, more than the {_gib(budget)} of the "
+                         f"{torch.device('cpu' if device is None else device).type} memory here; "
+                         "use smaller values")
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"
+
+
+SEED_MAX = 2**63 - 1
+"""The largest seed: ``torch.Generator.manual_seed`` takes up to ``2**64 − 1``, but seeds are
+also stored in int64 tensors (``Run.seeds``)."""
+
+
+def check_seed(name: str, value: Any) -> int:
+    """A seed: an integer in ``[0, SEED_MAX]``."""
+    return check_int(name, value, low=0, high=SEED_MAX)
+
+
+def check_dtype(value: Any, allowed: Sequence[torch.dtype] = (torch.float32, torch.float64)
+                ) -> torch.dtype:
+    """A floating ``torch.dtype`` (or its name, ``"float64"``) among ``allowed``."""
+    names = tuple(str(d).removeprefix("torch.") for d in allowed)
+    if isinstance(value, str):
+        if value.removeprefix("torch.") not in names:
+            raise ValueError(f"dtype must be one of {names}, got {value!r}")
+        return getattr(torch, value.removeprefix("torch."))
+    if not isinstance(value, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype such as torch.float64, got "
+                        f"{type(value).__name__}")
+    if value not in allowed:
+        raise ValueError(f"dtype must be one of {names}, got {value}")
+    return value
+
+
+def check_device(value: Any) -> torch.device:
+    """``None`` (the CPU), ``"cpu"``, ``"cuda"`` / ``"cuda:N"`` or a ``torch.device``, and
+    available here."""
+    if value is None:
+        return torch.device("cpu")
+    if not isinstance(value, (str, torch.device)):
+        raise TypeError(f"device must be a str, a torch.device or None, got {type(value).__name__}")
+    try:
+        device = torch.device(value)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda' (optionally 'cuda:N'), got {value!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device must be 'cpu' here: CUDA is not available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device must be one of cuda:0..cuda:{torch.cuda.device_count() - 1}, "
+                             f"got {value!r}")
+    return device
+
+
+def check_out_dir(name: str, path: Any, *, force: bool | None = None) -> Path:
+    """An output folder that can be written: an existing folder, or a path whose nearest existing
+    parent is a writable folder (nothing is created here, so a later error leaves no trace).
+
+    With ``force=False`` an existing folder that already holds files is refused (no silent
+    overwrite of, say, a student's notebooks); ``force=None`` skips that check.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a folder path (str or os.PathLike), got {type(path).__name__}")
+    out = Path(path)
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{name} must be a folder, but {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {out} cannot be written: {existing} is not writable")
+    if force is False and out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"{name} {out} already holds files; choose an empty or new folder, or "
+                         "pass --force (force=True in Python) to overwrite them")
+    return out

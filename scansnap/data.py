@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import check_float, check_int
+from ._validate import check_dtype, check_float, check_int, check_memory
 
 
 class SequenceClasses:
@@ -65,6 +65,8 @@ class SequenceClasses:
         first_query = first_distinct + self.K * self.distinct_per_next
         first_next = first_query + self.num_queries
         self.M = first_next + self.K
+        check_memory({f"num_queries × next_per_query (K = {self.K} classes) or the token counts "
+                      f"(M = {self.M})": 3 * 8 * self.K * self.M})  # P(l | n) [K, M] and copies
 
         classes = torch.arange(self.K)
         self.class_query = classes // self.next_per_query  # which query block a class uses
@@ -133,7 +135,7 @@ class SequenceClasses:
         (the full length including the query). Returns ``contexts [B, T−1]``, ``queries [B]``
         and ``targets [B]`` as int64 token ids.
         """
-        batch_size, seq_len = self._check_sizes(batch_size, seq_len)
+        batch_size, seq_len = self._check_sizes(batch_size, seq_len, self.M, tokens=True)
         generator = _check_generator(generator)
         n = torch.randint(self.K, (batch_size,), generator=generator)
         contexts = torch.multinomial(self._probs[n], seq_len - 1, replacement=True,
@@ -153,6 +155,8 @@ class SequenceClasses:
         (Assumption 1a), so a multinomial draw of the counts is exact. It is drawn as a chain of
         conditional binomials over the class's support, so its cost does not grow with ``T``.
         """
+        self._check_sizes(batch_size, seq_len, self.M + 2 * self._support.shape[1])
+        dtype = check_dtype(dtype)
         n, support_counts = self.sample_support_counts(batch_size, seq_len, generator, dtype=dtype)
         counts = torch.zeros(len(n), self.M, dtype=dtype)
         counts.scatter_(1, self._support[n], support_counts)
@@ -169,7 +173,8 @@ class SequenceClasses:
         ``n [B]`` and the counts ``[B, S]`` of the tokens ``support_index[n]`` (every other
         token has count 0). Class-grouped training works in this form (Lemma 1: only these
         entries of ``Y`` and ``Z`` receive gradient)."""
-        batch_size, seq_len = self._check_sizes(batch_size, seq_len)
+        batch_size, seq_len = self._check_sizes(batch_size, seq_len, 2 * self._support.shape[1])
+        dtype = check_dtype(dtype)
         generator = _check_generator(generator)
         n = torch.randint(self.K, (batch_size,), generator=generator)
         shares = self._binomial_shares[n]  # [B, S]
@@ -185,8 +190,15 @@ class SequenceClasses:
     def _check_class(self, n: int) -> int:
         return check_int("n", n, low=0, high=self.K - 1)
 
-    def _check_sizes(self, batch_size: int, seq_len: int) -> tuple[int, int]:
-        return check_int("batch_size", batch_size, low=1), check_int("seq_len", seq_len, low=2)
+    def _check_sizes(self, batch_size: int, seq_len: int, row: int, *, tokens: bool = False
+                     ) -> tuple[int, int]:
+        """Valid sizes whose tensors fit in memory: ``row`` float64 entries per example, plus the
+        ``seq_len − 1`` int64 token ids when ``tokens``."""
+        batch_size = check_int("batch_size", batch_size, low=1)
+        seq_len = check_int("seq_len", seq_len, low=2)
+        check_memory({"batch_size": 8.0 * batch_size * row,
+                      "batch_size × seq_len": 8.0 * batch_size * (seq_len - 1) * tokens})
+        return batch_size, seq_len
 
     def __repr__(self) -> str:
         return (

@@ -31,7 +31,10 @@ import torch
 from tqdm.auto import trange
 
 from . import theory
-from ._validate import as_float_list, as_int_list, check_bool, check_choice, check_float, check_int
+from ._validate import (
+    as_float_list, as_int_list, check_bool, check_choice, check_device, check_dtype, check_float,
+    SEED_MAX, check_int, check_memory, check_seed,
+)
 from .data import SequenceClasses
 from .grouped import GroupedBatch, Layout, blocks_to_full, full_to_blocks, grouped_step
 from .models import INITS, full_to_yz, yz_logits
@@ -221,7 +224,6 @@ def train(
     ``device``: where the program runs (``"cuda"`` on a GPU); the returned tensors are on the CPU.
     """
     _check_classes(classes)
-    configs, grid = _configs(eta_y, eta_z, pairs, seeds)
     steps = check_int("steps", steps, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
     seq_len = check_int("seq_len", seq_len, low=2)
@@ -230,12 +232,18 @@ def train(
     model = check_choice("model", model, MODELS)
     d = check_int("d", d, low=1)
     normalize, residual = check_bool("normalize", normalize), check_bool("residual", residual)
+    dtype, device = check_dtype(dtype), check_device(device)
+    M = classes.M
+    width = ("the classes' vocabulary M", M * M) if model == "yz" else ("d", M * d + 3 * d * d)
+    autograd = model == "full" or residual or opt.weight_decay != 0
+    configs, grid = _configs(eta_y, eta_z, pairs, seeds, lambda R, D: check_memory(
+        _train_bytes(R, steps, record_every, M, width, batch_size * (R if autograd else D),
+                     dtype), device, context=f" for {R} run(s) (eta_y × eta_z × seeds)"))
     if observe is not None and not callable(observe):
         raise TypeError(f"observe must be callable or None, got {type(observe).__name__}")
     if model == "full" and init == "zero":
         raise ValueError("init must be 'random' for model='full': at zero the full model's "
                          "gradients vanish (a saddle point)")
-    device = _device(device)
     seed_list = _unique(c[2] for c in configs)
     stream = _batch_stream(classes, seed_list, batch_size, seq_len, dtype, device)
     full, lrs = _init_params(model, init, classes.M, d, configs, seed_list, dtype)
@@ -328,11 +336,14 @@ def population(
     counts are ``P(l | n)`` (``c_n ∝ P(l|n) e^{z_{ψ(n) l}}``, Eqn 5).
     """
     _check_classes(classes)
-    configs, grid = _configs(eta_y, eta_z, pairs, seeds)
     steps = check_int("steps", steps, low=1)
     init = check_choice("init", init, INITS)
     normalize = check_bool("normalize", normalize)
-    device = _device(device)
+    dtype, device = check_dtype(dtype), check_device(device)
+    configs, grid = _configs(eta_y, eta_z, pairs, seeds, lambda R, D: check_memory(
+        _train_bytes(R, steps, record_every, classes.M, ("the classes' vocabulary M",
+                                                          classes.M ** 2), classes.K, dtype),
+        device, context=f" for {R} run(s) (eta_y × eta_z × seeds)"))
     layout = Layout.of(classes)
     full, lrs = _init_params("yz", init, classes.M, 0, configs, _unique(c[2] for c in configs),
                              dtype)
@@ -373,7 +384,7 @@ def batches(
     by :meth:`SequenceClasses.sample_support_counts`, the same random numbers).
     """
     _check_classes(classes)
-    seed = check_int("seed", seed, low=0)
+    seed = check_seed("seed", seed)
     support = classes.support_index
     for n, support_counts, _ in _seed_stream(classes, seed, batch_size, seq_len, dtype):
         counts = torch.zeros(len(n), classes.M, dtype=dtype).scatter_(1, support[n],
@@ -416,27 +427,19 @@ def _unique(values: Any) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cpu")
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be a str, a torch.device or None, got {type(device).__name__}")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device must be 'cpu' here: CUDA is not available")
-    return device
-
-
-def _configs(eta_y: Any, eta_z: Any, pairs: Any, seeds: Any
+def _configs(eta_y: Any, eta_z: Any, pairs: Any, seeds: Any,
+             check_size: Callable[[int, int], None] = lambda runs, seeds: None,
              ) -> tuple[list[tuple[float, float, int]], tuple[list, list, list] | None]:
-    """Each run's ``(eta_y, eta_z, seed)`` and the product grid (None for explicit pairs)."""
-    seed_list = as_int_list("seeds", seeds, low=0)
+    """Each run's ``(eta_y, eta_z, seed)`` and the product grid (None for explicit pairs);
+    ``check_size(runs, seeds)`` is called with the counts before the run list is built."""
+    seed_list = as_int_list("seeds", seeds, low=0, high=SEED_MAX)
     if len(set(seed_list)) != len(seed_list):
         raise ValueError(f"seeds must be distinct, got {seed_list}")
     if pairs is None:
         eta_y_list = as_float_list("eta_y", 1.0 if eta_y is None else eta_y, low=0.0)
         eta_z_list = as_float_list("eta_z", 1.0 if eta_z is None else eta_z, low=0.0)
         grid = (eta_y_list, eta_z_list, seed_list)
+        check_size(math.prod(len(axis) for axis in grid), len(seed_list))
         return list(itertools.product(*grid)), grid
     if eta_y is not None or eta_z is not None:
         raise ValueError("give either eta_y/eta_z (their product is run) or pairs, not both")
@@ -450,7 +453,23 @@ def _configs(eta_y: Any, eta_z: Any, pairs: Any, seeds: Any
                           check_float(f"pairs[{i}][1] (eta_z)", pair[1], low=0.0)))
     if len(set(pair_list)) != len(pair_list):
         raise ValueError(f"pairs must be distinct, got {pair_list}")
+    check_size(len(pair_list) * len(seed_list), len(seed_list))
     return [(ey, ez, s) for ey, ez in pair_list for s in seed_list], None
+
+
+def _train_bytes(runs: int, steps: int, record_every: int | None, M: int,
+                 params: tuple[str, int], batch_rows: int, dtype: torch.dtype) -> dict[str, float]:
+    """The bytes :func:`_optimize` allocates, by the parameter that sizes them: ``Y, Z``
+    snapshots ``[R, S, M, M]`` and losses ``[R, steps]``; ``params = (name, elements per run)``
+    with gradients and two optimizer buffers; one step's dense batch or logits
+    ``[batch_rows, M]``."""
+    snapshots = 2 if record_every is None else steps // check_int(
+        "record_every", record_every, low=1) + 2
+    size = torch.empty((), dtype=dtype).element_size()
+    name, per_run = params
+    return {"steps / record_every": float(runs * (2 * snapshots * M * M + steps)) * size,
+            name: float(4 * runs * per_run) * size,
+            "batch_size": float(batch_rows * M) * size}
 
 
 def _init_stream(seed: int) -> torch.Generator:

@@ -28,7 +28,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._validate import (
-    as_float_list, as_int_list, check_bool, check_choice, check_float, check_int, check_tensor,
+    as_float_list, as_int_list, check_bool, check_choice, check_float, check_int, check_memory,
+    check_seed, check_tensor,
 )
 from .wikitext import Corpus, Vocab, batchify, get_batch, load_corpus, tokenize
 
@@ -369,6 +370,7 @@ class LMRun:
     config: dict[str, Any]
     note: str
     seconds: float
+    diverged: bool = False  # the training loss blew up (train_lm's on_divergence="flag")
 
     @property
     def maps(self) -> torch.Tensor:
@@ -425,6 +427,18 @@ def _fingerprint(train_ids: torch.Tensor, measure_ids: torch.Tensor) -> list[int
             int(measure_ids.sum())]
 
 
+BLOW_UP_FACTOR = 10.0
+"""A loss above this many times ``log(ntoken)`` (a uniform guess) counts as diverged. Measured
+with the authors' clip 0.5: on WikiText-2 (2k vocabulary, 300 steps) lr 5 peaks at 1.7× and
+lr 5 with ffn_lr 10 at 1.5×; on random ids lr 1–10 stay below 1.6×, lr 50 reaches 55× and
+lr 1e4 about 10⁶×."""
+
+
+def _blew_up(losses: torch.Tensor, ntoken: int) -> bool:
+    """Whether any loss is non-finite or above :data:`BLOW_UP_FACTOR` × ``log(ntoken)``."""
+    return not bool((losses <= BLOW_UP_FACTOR * math.log(ntoken)).all())
+
+
 def train_lm(
     corpus_or_ids: Corpus | torch.Tensor | None = None,
     nlayers: int = 1,
@@ -445,6 +459,7 @@ def train_lm(
     vocab_size: int | None = None,
     device: str | None = None,
     progress: bool = True,
+    on_divergence: str = "raise",
 ) -> LMRun:
     """Train the WikiText LM with the authors' optimizer and record attention (PAPER.md B.8/Fig 7).
 
@@ -462,6 +477,11 @@ def train_lm(
     chunk at row ``probe_index`` (default ``100·bptt`` as the notebook, moved back if the
     measure split is shorter) of the batchified measure split — is run through
     :meth:`WikiLM.probe` in eval mode to record loss, entropy and maps.
+
+    Divergence, as :func:`~scansnap.dynamics.train`: a training loss that is non-finite or above
+    :data:`BLOW_UP_FACTOR` × ``log(ntoken)`` (that many times the loss of a uniform guess) is
+    looked for at every checkpoint. ``on_divergence="raise"`` then raises ``FloatingPointError``
+    naming ``lr``; ``"flag"`` finishes the run and sets ``LMRun.diverged``.
     """
     cfg = _resolve_size(size, steps=steps, max_vocab=max_vocab, checkpoint_every=checkpoint_every)
     steps = check_int("steps", cfg["steps"], low=1)
@@ -470,10 +490,11 @@ def train_lm(
     lr = check_float("lr", lr, low=0.0)
     ffn_lr = None if ffn_lr is None else check_float("ffn_lr", ffn_lr, low=0.0)
     clip = check_float("clip", clip, low=0.0, low_open=True)
-    seed = check_int("seed", seed, low=0)
+    seed = check_seed("seed", seed)
     batch_size = check_int("batch_size", batch_size, low=1)
     bptt = check_int("bptt", bptt, low=1)
     progress = check_bool("progress", progress)
+    on_divergence = check_choice("on_divergence", on_divergence, ("raise", "flag"))
     device = check_choice("device", default_device(size) if device is None else device,
                           ("cpu", "cuda"))
     if device == "cuda" and not torch.cuda.is_available():
@@ -481,6 +502,10 @@ def train_lm(
 
     train_ids, meas_ids, ntoken, vocab, note = _data(corpus_or_ids, cfg["max_vocab"], measure_ids,
                                                      vocab_size)
+    width = inspect.signature(WikiLM).parameters["d_model"].default
+    check_memory({"vocab_size (the model's ntoken)": 4.0 * ntoken * (4 * width
+                                                                    + 3 * batch_size * bptt)},
+                 device)  # float32 embedding and decoder with gradients; logits and their grad
     source = batchify(train_ids, batch_size).to(device)
     starts = list(range(0, source.size(0) - bptt, bptt))  # full windows only: fixed shapes
     if not starts:
@@ -532,6 +557,13 @@ def train_lm(
             optimizer.step()
             if (step + 1) % every == 0 or step + 1 == steps:
                 checkpoint(step + 1)
+                if on_divergence == "raise" and _blew_up(train_loss[:step + 1], ntoken):
+                    bar.close()
+                    raise FloatingPointError(
+                        f"the training loss diverged by step {step + 1} (non-finite or above "
+                        f"{BLOW_UP_FACTOR} × log(ntoken)) at lr={lr:g}"
+                        + ("" if ffn_lr is None else f", ffn_lr={ffn_lr:g}")
+                        + "; lower lr, or pass on_divergence='flag' to keep the run")
             bar.update(1)
         bar.close()
         seconds = time.perf_counter() - start
@@ -559,6 +591,7 @@ def train_lm(
         config=config,
         note=note,
         seconds=seconds,
+        diverged=_blew_up(train_loss, ntoken),
     )
 
 

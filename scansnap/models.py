@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from ._validate import check_bool, check_choice, check_int, check_tensor
+from ._validate import check_bool, check_choice, check_dtype, check_int, check_memory, check_tensor
 from .data import counts_of
 
 INITS = ("zero", "random")
@@ -74,6 +74,8 @@ class YZModel(nn.Module):
         self.normalize = check_bool("normalize", normalize)
         self.residual = check_bool("residual", residual)
         self.include_query = check_bool("include_query", include_query)
+        dtype = check_dtype(dtype)
+        check_memory({"M": 2.0 * self.M**2 * dtype.itemsize})  # Y and Z [M, M]
         shape = (self.M, self.M)
         if init == "zero":
             Y, Z = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
@@ -130,6 +132,9 @@ class Transformer1L(nn.Module):
         self.M = check_int("M", M, low=2)
         self.d = check_int("d", d, low=1)
         self.normalize = check_bool("normalize", normalize)
+        dtype = check_dtype(dtype)
+        check_memory({"M × d (U)": float(self.M * self.d * dtype.itemsize),
+                      "d (W_Q, W_K, W_V)": 3.0 * self.d**2 * dtype.itemsize})
         bound = 1 / math.sqrt(self.d)
         self.U = nn.Parameter(torch.randn(self.M, self.d, generator=generator, dtype=dtype) * bound)
         self.W_Q, self.W_K, self.W_V = (

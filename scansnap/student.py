@@ -25,6 +25,8 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from ._validate import check_bool, check_out_dir
+
 BOOK = Path("book")  # relative to the current folder: the chapters are not part of the package
 _FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\s*\{(?P<name>[\w-]+)\}")
 _HINT = re.compile(r"^\s*#\s*Hint:\s*(?P<hint>.+)$")
@@ -78,12 +80,18 @@ def student_notebook(source: str | Path) -> tuple[nbformat.NotebookNode, Removed
     return notebook, removed
 
 
-def write_student_edition(out_dir: str | Path, book: str | Path = BOOK) -> list[Path]:
-    """Write the student notebook of every chapter into ``out_dir``; return their paths."""
-    out = Path(out_dir)
+def write_student_edition(out_dir: str | Path, book: str | Path = BOOK, *,
+                          force: bool = False) -> list[Path]:
+    """Write the student notebook of every chapter into ``out_dir``; return their paths.
+
+    An ``out_dir`` that already holds files (a student's notebooks, say) is refused unless
+    ``force``: the notebooks would be overwritten.
+    """
+    out = check_out_dir("out_dir", out_dir, force=check_bool("force", force))
+    sources = chapter_sources(book)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for source in chapter_sources(book):
+    for source in sources:
         notebook, _ = student_notebook(source)
         target = out / f"{source.stem}.ipynb"
         nbformat.write(notebook, target)

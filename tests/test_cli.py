@@ -29,3 +29,47 @@ def test_student_edition_needs_a_book_folder(tmp_path, monkeypatch, capsys):
     assert "--book" in err and str(tmp_path / "missing") in err
     assert main(["student-edition", "out"]) == 2
     assert str(tmp_path / "book") in capsys.readouterr().err
+
+
+def _never_computed(*args, **kwargs):
+    raise AssertionError("the figure was computed before the --out folder was checked")
+
+
+def test_figure_out_must_be_a_writable_folder(tmp_path, monkeypatch, capsys):
+    from scansnap import figures
+
+    monkeypatch.setattr(figures, "make", _never_computed)
+    a_file = tmp_path / "fig.png"
+    a_file.write_text("not a folder")
+    for out in (a_file, a_file / "inside"):
+        assert main(["figure", "4", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --out must be a folder") and str(a_file) in err
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # root can write anywhere
+    assert main(["figure", "4", "--out", str(locked / "new")]) == 2
+    assert f"{locked} is not writable" in capsys.readouterr().err
+
+
+def test_figure_7_without_wikitext_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SCANSNAP_WIKITEXT_DIR", str(tmp_path / "missing"))
+    assert main(["figure", "7", "--quick", "--no-progress", "--out", str(tmp_path / "out")]) == 2
+    first, *_ = capsys.readouterr().err.splitlines()
+    assert first.startswith("error: WikiText-2 folder") and "does not exist" in first
+    assert not (tmp_path / "out").exists()
+
+
+def test_student_edition_and_coursework_refuse_a_folder_with_files(tmp_path, capsys):
+    out = tmp_path / "students"
+    out.mkdir()
+    (out / "ch1_setting.ipynb").write_text("a student's work")
+    for command in (["student-edition", str(out)], ["coursework", "otter", str(out)],
+                    ["coursework", "nbgrader", str(out)]):
+        assert main([*command, "--book", str(tmp_path / "missing")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: out_dir {out} already holds files") and "--force" in err
+    assert (out / "ch1_setting.ipynb").read_text() == "a student's work"
+    # with --force the folder is accepted (the missing book is the next error)
+    assert main(["student-edition", str(out), "--book", str(tmp_path / "missing"), "--force"]) == 2
+    assert "book must be an existing folder" in capsys.readouterr().err

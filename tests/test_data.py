@@ -104,3 +104,12 @@ def test_bad_sampling_arguments():
         c.sample(4, 8, generator=123)
     with pytest.raises(ValueError, match="n must be"):
         c.distinct_tokens(2)
+
+
+def test_sample_counts_dtype_checked():
+    classes = SequenceClasses()
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        classes.sample_counts(4, 8, dtype="float16x")
+    with pytest.raises(TypeError, match="dtype must be a torch.dtype"):
+        classes.sample_support_counts(4, 8, dtype=32)
+    assert classes.sample_counts(4, 8, dtype="float32")[0].dtype == torch.float32

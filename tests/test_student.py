@@ -140,3 +140,19 @@ def test_student_chapter_fails_only_with_not_implemented(source):
     assert names <= {"NotImplementedError"}, f"{source.name}: unexpected errors {errors}"
     assert removed.stubs, f"{source.name}: no coding exercise (a `solution`-tagged cell)"
     assert errors, f"{source.name}: the checks accepted the untouched stubs"
+
+
+def test_write_student_edition_refuses_to_overwrite(fake_book, tmp_path):
+    out = tmp_path / "out"
+    write_student_edition(out, book=fake_book)
+    (out / "ch9_fake.ipynb").write_text("a student's answers")
+    with pytest.raises(ValueError, match="out_dir .* already holds files.*force"):
+        write_student_edition(out, book=fake_book)
+    assert (out / "ch9_fake.ipynb").read_text() == "a student's answers"
+    written = write_student_edition(out, book=fake_book, force=True)
+    assert nbformat.read(written[0], as_version=4).cells  # overwritten with the notebook
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert write_student_edition(empty, book=fake_book)  # an existing empty folder is fine
+    with pytest.raises(ValueError, match="out_dir must be a folder"):
+        write_student_edition(out / "ch9_fake.ipynb", book=fake_book)

@@ -14,16 +14,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._validate import check_bool, check_out_dir
 from .exercises import GradedPart, read_book, read_graded_part
 from .nbgrader import write_nbgrader_course
 from .otter import write_otter_assignments
 
 
-def write_assignments(tool: str, out_dir: str | Path, book: str | Path = "book") -> list[Path]:
-    """Write every chapter's assignment for ``tool`` (``"nbgrader"`` or ``"otter"``)."""
+def write_assignments(tool: str, out_dir: str | Path, book: str | Path = "book", *,
+                      force: bool = False) -> list[Path]:
+    """Write every chapter's assignment for ``tool`` (``"nbgrader"`` or ``"otter"``).
+
+    An ``out_dir`` that already holds files is refused unless ``force`` (they may be overwritten).
+    """
     writers = {"nbgrader": write_nbgrader_course, "otter": write_otter_assignments}
     if tool not in writers:
         raise ValueError(f"tool must be one of {sorted(writers)}, got {tool!r}")
+    check_out_dir("out_dir", out_dir, force=check_bool("force", force))
     return writers[tool](out_dir, book)
 
 
