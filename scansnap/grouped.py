@@ -18,6 +18,7 @@ rounding (``tests/test_dynamics.py`` checks it for SGD and Adam, normalized or n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -158,26 +159,25 @@ def grouped_step(
             3, batch.distinct_columns.expand(L, D, B, U), u_distinct)  # [L, D, B, b·U]
     u_grouped = u_distinct if batch.in_order else regroup(u_distinct) * batch.filled
     u_grouped = u_grouped.reshape(L, D, groups, -1, width)  # pads are 0    [L, D, K/b, G, b·U]
-    logits = _mm(u_common, Yc)  # [L, D, B, M]
-    logits += ungroup(_mm(u_grouped, Yd).view(L, D, -1, M))  # each example's row of its class's block
-    log_p = torch.log_softmax(logits, dim=-1)
+    logits = ungroup(_mm(u_grouped, Yd).view(L, D, -1, M))  # each example's row of its class's block
+    _add_mm(logits, u_common, Yc)  # + the common rows, in place                    [L, D, B, M]
+    p = torch.softmax(logits, dim=-1)  # one pass for both the loss and its gradient
     targets = batch.targets.expand(L, D, B, 1)
-    loss = -log_p.gather(-1, targets).view(R, B).mean(-1)
+    loss = -_log_target(logits, p, targets).view(R, B).mean(-1)
 
-    # backward (Lemma 1): g = ∂J/∂logits = (p − e_target)/B
-    g = log_p.exp_()  # p, in place: log_p is no longer needed                      [L, D, B, M]
-    g.scatter_add_(-1, targets, batch.minus_one.expand(L, D, B, 1)).div_(B)
+    # backward (Lemma 1): g = ∂J/∂logits = (p − e_target)/B; the 1/B goes on the small factors
+    g = p.scatter_add_(-1, targets, batch.minus_one.expand(L, D, B, 1))  # in place  [L, D, B, M]
     g_grouped = regroup(g).view(L, D, groups, -1, M)  # [L, D, K/b, G, M]
     # (transposes made contiguous first: MKL's batched GEMM is several times slower on views)
-    grad_Yc = _mm(u_common.transpose(-1, -2).contiguous(), g)  # [L, D, C, M]
-    grad_Yd = _mm(u_grouped.transpose(-1, -2).contiguous(), g_grouped)  # [L, D, K/b, b·U, M]
+    grad_Yc = _mm((u_common.transpose(-1, -2) / B).contiguous(), g)  # [L, D, C, M]
+    grad_Yd = _mm((u_grouped.transpose(-1, -2) / B).contiguous(), g_grouped)  # [L, D, K/b, b·U, M]
     du_common = _mm(g, Yc.transpose(-1, -2))  # [L, D, B, C]
     if not batch.common_in_order:
         du_common = du_common.gather(3, common_pos)  # [L, D, B, Cn]
     du_distinct = ungroup(_mm(g_grouped, Yd.transpose(-1, -2)).view(L, D, -1, width))
     if layout.block > 1:  # back from the group's columns to the example's own
         du_distinct = du_distinct.gather(3, batch.distinct_columns.expand(L, D, B, U))
-    du = torch.cat([du_common, du_distinct], dim=-1)  # ∂J/∂f                       [L, D, B, S]
+    du = torch.cat([du_common, du_distinct], dim=-1).div_(B)  # ∂J/∂f               [L, D, B, S]
     dw = (du - u * (u * du).sum(-1, keepdim=True)) / norm if normalize else du  # through LN
     dz = w * (dw - (w * dw).sum(-1, keepdim=True))  # through the softmax           [L, D, B, S]
     grad_Z = torch.zeros_like(Zf).scatter_add_(2, batch.z_index.expand(L, D, B * S),
@@ -192,6 +192,26 @@ def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.shape[-2] * a.shape[-1] * b.shape[-1] <= _TINY:
         return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
     return a @ b
+
+
+def _add_mm(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """``out += a @ b`` in place (batched over the leading dimensions), as one GEMM pass."""
+    if a.shape[-2] * a.shape[-1] * b.shape[-1] <= _TINY:
+        out += _mm(a, b)
+        return
+    rows, inner, cols = a.shape[-2], a.shape[-1], b.shape[-1]
+    out.view(-1, rows, cols).baddbmm_(a.reshape(-1, rows, inner), b.reshape(-1, inner, cols))
+
+
+def _log_target(logits: torch.Tensor, p: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log p[target]`` from the softmax ``p``; where ``p[target]`` underflowed to 0, from the
+    logits (``logit[target] − logsumexp``), as ``log_softmax`` would give."""
+    log_p = p.gather(-1, targets).log()
+    lost = log_p == -math.inf
+    if bool(lost.any()):
+        exact = logits.gather(-1, targets) - torch.logsumexp(logits, -1, keepdim=True)
+        log_p = torch.where(lost, exact, log_p)
+    return log_p
 
 
 _TINY = 1024  # multiply-adds per matrix below which _mm broadcasts
