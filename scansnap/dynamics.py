@@ -33,7 +33,8 @@ from tqdm.auto import trange
 from . import theory
 from ._validate import as_float_list, as_int_list, check_bool, check_choice, check_float, check_int
 from .data import SequenceClasses
-from .grouped import GroupedBatch, Layout, blocks_to_full, full_to_blocks, grouped_step
+from .grouped import (GroupedBatch, Layout, blocks_to_full, expected_step, full_to_blocks,
+                      grouped_step)
 from .models import INITS, full_to_yz, yz_logits
 
 OPTIMIZERS = ("sgd", "adam")
@@ -348,7 +349,7 @@ def population(
         blocks_to_full(layout, [b.cpu() for b in p], Y, Z)
 
     def objective(step: int, p: Params) -> tuple[torch.Tensor, Params]:
-        return grouped_step(layout, *p, batch, normalize=normalize)
+        return expected_step(layout, *p, batch, normalize=normalize)
 
     settings = dict(kind="population", optimizer="sgd", momentum=0.0, init=init, model="yz",
                     normalize=normalize)
