@@ -204,19 +204,19 @@ def expected_step(
         u_common = u.new_zeros(R, K, C).scatter_(2, batch.common_pos.view(1, K, Cn).expand(R, K, Cn),
                                                  u[..., :Cn])
     u_distinct = u[..., Cn:, None]  # [R, K, U, 1]
-    logits = torch.baddbmm((u_distinct.transpose(-1, -2) @ Y_distinct).view(R, K, M),
-                           u_common, Y_common)  # [R, K, M]
+    logits = _mm(u_distinct.transpose(-1, -2), Y_distinct).view(R, K, M)
+    _add_mm(logits, u_common, Y_common)  # [R, K, M]
     log_p = torch.log_softmax(logits, dim=-1)
     targets = batch.targets.view(1, K, 1).expand(R, K, 1)
     loss = -log_p.gather(-1, targets).view(R, K).mean(-1)
     g = log_p.exp_().scatter_add_(-1, targets, batch.minus_one.view(1, K, 1).expand(R, K, 1))
     g /= K  # ∂J/∂logits = (p − e_target)/K                                           [R, K, M]
-    grad_Yc = u_common.transpose(-1, -2) @ g  # [R, C, M]
+    grad_Yc = _mm(u_common.transpose(-1, -2), g)  # [R, C, M]
     grad_Yd = u_distinct * g[:, :, None, :]  # each class's own rows: f_n (p − e_n)ᵀ  [R, K, U, M]
-    du_common = g @ Y_common.transpose(-1, -2)  # [R, K, C]
+    du_common = _mm(g, Y_common.transpose(-1, -2))  # [R, K, C]
     if not batch.common_in_order:
         du_common = du_common.gather(2, batch.common_pos.view(1, K, Cn).expand(R, K, Cn))
-    du_distinct = (Y_distinct @ g[..., None]).view(R, K, U)
+    du_distinct = _mm(Y_distinct, g[..., None]).view(R, K, U)
     du = torch.cat([du_common, du_distinct], dim=-1).view(R, 1, K, -1)
     grad_Z = _attention_backward(Zf, batch, w, norm, u.view(R, 1, K, -1), du)
     return loss, [grad_Yc, grad_Yd, grad_Z.view(Z_query.shape)]
