@@ -572,12 +572,14 @@ def _optimize(
                 sgd_step(params, grads, lrs, state[0], momentum=opt.momentum, first=step == 0)
             else:
                 adam_step(params, grads, lrs, state, betas=opt.betas, eps=opt.eps, step=step)
-            # A non-finite loss means the parameters left the finite range in the last update.
-            finite = torch.isfinite(loss)
-            if not bool(finite.all()) and bool((~finite & ~diverged).any()):
-                diverged |= ~finite
-                lrs = [lr * (~diverged).view(-1, *([1] * (lr.ndim - 1))).to(lr.dtype)
-                       for lr in lrs]
+            # A non-finite loss means the parameters left the finite range in the last update
+            # (one sum checks every run: it is finite whenever they all are, barring overflow).
+            if not math.isfinite(float(loss.sum())):
+                finite = torch.isfinite(loss)
+                if bool((~finite & ~diverged).any()):
+                    diverged |= ~finite
+                    lrs = [lr * (~diverged).view(-1, *([1] * (lr.ndim - 1))).to(lr.dtype)
+                           for lr in lrs]
         if step + 1 in record_at:
             snapshot(record_at.index(step + 1))
 

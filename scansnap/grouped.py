@@ -237,11 +237,16 @@ def _attention(Zf: torch.Tensor, batch: GroupedBatch, normalize: bool
 def _attention_backward(Zf: torch.Tensor, batch: GroupedBatch, w: torch.Tensor,
                         norm: torch.Tensor | None, u: torch.Tensor, du: torch.Tensor
                         ) -> torch.Tensor:
-    """``∂J/∂Zf`` from ``∂J/∂f`` (Lemma 1's chain through LN and the softmax)."""
+    """``∂J/∂Zf`` from ``∂J/∂f`` (Lemma 1's chain through LN and the softmax).
+
+    With LN, ``∂J/∂w = (I − f fᵀ) ∂J/∂f / ‖w‖`` is orthogonal to ``w = ‖w‖ f``, so the softmax's
+    ``w ⊙ (∂J/∂w − w·∂J/∂w)`` reduces to ``f ⊙ (∂J/∂f − f (f·∂J/∂f))``."""
     L, D = Zf.shape[:2]
     _, B, S = batch.log_counts.shape
-    dw = (du - u * (u * du).sum(-1, keepdim=True)) / norm if norm is not None else du
-    dz = w * (dw - (w * dw).sum(-1, keepdim=True))  # [L, D, B, S]
+    if norm is not None:
+        dz = u * torch.addcmul(du, u, torch.linalg.vecdot(u, du).unsqueeze(-1), value=-1.0)
+    else:
+        dz = w * (du - torch.linalg.vecdot(w, du).unsqueeze(-1))  # [L, D, B, S]
     return torch.zeros_like(Zf).scatter_add_(2, batch.z_index.expand(L, D, B * S),
                                              dz.reshape(L, D, B * S))
 
