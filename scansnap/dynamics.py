@@ -326,7 +326,8 @@ def population(
     No sampling: ``seeds`` only matter for ``init="random"``. Same :class:`Run` type and run
     order as :func:`train` (``loss[:, t]`` is the expected loss before step ``t``). It is the
     class-grouped step of :func:`train` on one fixed "batch": one example per class whose
-    counts are ``P(l | n)`` (``c_n ∝ P(l|n) e^{z_{ψ(n) l}}``, Eqn 5).
+    counts are ``P(l | n)`` (``c_n ∝ P(l|n) e^{z_{ψ(n) l}}``, Eqn 5), in the lean form of
+    :func:`scansnap.grouped.expected_step`.
     """
     _check_classes(classes)
     configs, grid = _configs(eta_y, eta_z, pairs, seeds)
@@ -391,7 +392,7 @@ def sgd_step(params: Params, grads: Params, lrs: Params, buffers: Params, *, mom
             if first:
                 buf.copy_(g)
             else:
-                buf.mul_(momentum).add_(g)
+                torch.add(g, buf, alpha=momentum, out=buf)  # one pass over the buffer
             g = buf
         p.addcmul_(g, lr, value=-1.0)
 
