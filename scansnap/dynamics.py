@@ -36,7 +36,8 @@ from ._validate import (
     SEED_MAX, check_int, check_memory, check_seed,
 )
 from .data import SequenceClasses
-from .grouped import GroupedBatch, Layout, blocks_to_full, full_to_blocks, grouped_step
+from .grouped import (GroupedBatch, Layout, blocks_to_full, expected_step, full_to_blocks,
+                      grouped_step)
 from .models import INITS, full_to_yz, yz_logits
 
 OPTIMIZERS = ("sgd", "adam")
@@ -333,7 +334,8 @@ def population(
     No sampling: ``seeds`` only matter for ``init="random"``. Same :class:`Run` type and run
     order as :func:`train` (``loss[:, t]`` is the expected loss before step ``t``). It is the
     class-grouped step of :func:`train` on one fixed "batch": one example per class whose
-    counts are ``P(l | n)`` (``c_n ∝ P(l|n) e^{z_{ψ(n) l}}``, Eqn 5).
+    counts are ``P(l | n)`` (``c_n ∝ P(l|n) e^{z_{ψ(n) l}}``, Eqn 5), in the lean form of
+    :func:`scansnap.grouped.expected_step`.
     """
     _check_classes(classes)
     steps = check_int("steps", steps, low=1)
@@ -359,7 +361,7 @@ def population(
         blocks_to_full(layout, [b.cpu() for b in p], Y, Z)
 
     def objective(step: int, p: Params) -> tuple[torch.Tensor, Params]:
-        return grouped_step(layout, *p, batch, normalize=normalize)
+        return expected_step(layout, *p, batch, normalize=normalize)
 
     settings = dict(kind="population", optimizer="sgd", momentum=0.0, init=init, model="yz",
                     normalize=normalize)
@@ -401,7 +403,7 @@ def sgd_step(params: Params, grads: Params, lrs: Params, buffers: Params, *, mom
             if first:
                 buf.copy_(g)
             else:
-                buf.mul_(momentum).add_(g)
+                torch.add(g, buf, alpha=momentum, out=buf)  # one pass over the buffer
             g = buf
         p.addcmul_(g, lr, value=-1.0)
 
@@ -590,12 +592,14 @@ def _optimize(
                 sgd_step(params, grads, lrs, state[0], momentum=opt.momentum, first=step == 0)
             else:
                 adam_step(params, grads, lrs, state, betas=opt.betas, eps=opt.eps, step=step)
-            # A non-finite loss means the parameters left the finite range in the last update.
-            finite = torch.isfinite(loss)
-            if not bool(finite.all()) and bool((~finite & ~diverged).any()):
-                diverged |= ~finite
-                lrs = [lr * (~diverged).view(-1, *([1] * (lr.ndim - 1))).to(lr.dtype)
-                       for lr in lrs]
+            # A non-finite loss means the parameters left the finite range in the last update
+            # (one sum checks every run: it is finite whenever they all are, barring overflow).
+            if not math.isfinite(float(loss.sum())):
+                finite = torch.isfinite(loss)
+                if bool((~finite & ~diverged).any()):
+                    diverged |= ~finite
+                    lrs = [lr * (~diverged).view(-1, *([1] * (lr.ndim - 1))).to(lr.dtype)
+                           for lr in lrs]
         if step + 1 in record_at:
             snapshot(record_at.index(step + 1))
 

@@ -18,6 +18,7 @@ rounding (``tests/test_dynamics.py`` checks it for SGD and Adam, normalized or n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -141,10 +142,7 @@ def grouped_step(
     Zf = Z_query.view(L, D, -1)
 
     # forward: attention over the support, then the decoder, common rows + class's distinct rows
-    z = Zf.gather(2, batch.z_index.expand(L, D, B * S)).view(L, D, B, S)  # z_{ψ(n), l}
-    w = torch.softmax(z + batch.log_counts, dim=-1)  # Xᵀ b_T on the support        [L, D, B, S]
-    norm = torch.linalg.vector_norm(w, dim=-1, keepdim=True) if normalize else None
-    u = w / norm if normalize else w  # f = LN(Xᵀ b_T)                               [L, D, B, S]
+    w, norm, u = _attention(Zf, batch, normalize)  # Xᵀ b_T and f = LN(Xᵀ b_T)  [L, D, B, S]
     common_pos = batch.common_pos.expand(L, D, B, Cn)
     if batch.common_in_order:  # the class's common tokens are all of them, ids 0..C-1
         u_common = u[..., :Cn]
@@ -158,32 +156,99 @@ def grouped_step(
             3, batch.distinct_columns.expand(L, D, B, U), u_distinct)  # [L, D, B, b·U]
     u_grouped = u_distinct if batch.in_order else regroup(u_distinct) * batch.filled
     u_grouped = u_grouped.reshape(L, D, groups, -1, width)  # pads are 0    [L, D, K/b, G, b·U]
-    logits = _mm(u_common, Yc)  # [L, D, B, M]
-    logits += ungroup(_mm(u_grouped, Yd).view(L, D, -1, M))  # each example's row of its class's block
-    log_p = torch.log_softmax(logits, dim=-1)
+    logits = ungroup(_mm(u_grouped, Yd).view(L, D, -1, M))  # each example's row of its class's block
+    _add_mm(logits, u_common, Yc)  # + the common rows, in place                    [L, D, B, M]
+    p = torch.softmax(logits, dim=-1)  # one pass for both the loss and its gradient
     targets = batch.targets.expand(L, D, B, 1)
-    loss = -log_p.gather(-1, targets).view(R, B).mean(-1)
+    loss = -_log_target(logits, p, targets).view(R, B).mean(-1)
 
-    # backward (Lemma 1): g = ∂J/∂logits = (p − e_target)/B
-    g = log_p.exp_()  # p, in place: log_p is no longer needed                      [L, D, B, M]
-    g.scatter_add_(-1, targets, batch.minus_one.expand(L, D, B, 1)).div_(B)
+    # backward (Lemma 1): g = ∂J/∂logits = (p − e_target)/B; the 1/B goes on the small factors
+    g = p.scatter_add_(-1, targets, batch.minus_one.expand(L, D, B, 1))  # in place  [L, D, B, M]
     g_grouped = regroup(g).view(L, D, groups, -1, M)  # [L, D, K/b, G, M]
     # (transposes made contiguous first: MKL's batched GEMM is several times slower on views)
-    grad_Yc = _mm(u_common.transpose(-1, -2).contiguous(), g)  # [L, D, C, M]
-    grad_Yd = _mm(u_grouped.transpose(-1, -2).contiguous(), g_grouped)  # [L, D, K/b, b·U, M]
+    grad_Yc = _mm((u_common.transpose(-1, -2) / B).contiguous(), g)  # [L, D, C, M]
+    grad_Yd = _mm((u_grouped.transpose(-1, -2) / B).contiguous(), g_grouped)  # [L, D, K/b, b·U, M]
     du_common = _mm(g, Yc.transpose(-1, -2))  # [L, D, B, C]
     if not batch.common_in_order:
         du_common = du_common.gather(3, common_pos)  # [L, D, B, Cn]
     du_distinct = ungroup(_mm(g_grouped, Yd.transpose(-1, -2)).view(L, D, -1, width))
     if layout.block > 1:  # back from the group's columns to the example's own
         du_distinct = du_distinct.gather(3, batch.distinct_columns.expand(L, D, B, U))
-    du = torch.cat([du_common, du_distinct], dim=-1)  # ∂J/∂f                       [L, D, B, S]
-    dw = (du - u * (u * du).sum(-1, keepdim=True)) / norm if normalize else du  # through LN
-    dz = w * (dw - (w * dw).sum(-1, keepdim=True))  # through the softmax           [L, D, B, S]
-    grad_Z = torch.zeros_like(Zf).scatter_add_(2, batch.z_index.expand(L, D, B * S),
-                                               dz.reshape(L, D, B * S))
+    du = torch.cat([du_common, du_distinct], dim=-1).div_(B)  # ∂J/∂f               [L, D, B, S]
+    grad_Z = _attention_backward(Zf, batch, w, norm, u, du)
     return loss, [grad_Yc.reshape(Y_common.shape), grad_Yd.reshape(Y_distinct.shape),
                   grad_Z.reshape(Z_query.shape)]
+
+
+def expected_step(
+    layout: Layout,
+    Y_common: torch.Tensor,
+    Y_distinct: torch.Tensor,
+    Z_query: torch.Tensor,
+    batch: GroupedBatch,
+    *,
+    normalize: bool = True,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """:func:`grouped_step` for population dynamics (Lemma 2): the fixed "batch" of one example
+    per class, ``n = 0..K−1`` (``batch`` built with ``n = arange(K)[None]``), so each example
+    meets only its own class's distinct rows and the products are per-class vector–matrix
+    ones — far fewer operations than the general grouped layout, which this size is bound by."""
+    R, C, M = Y_common.shape
+    K, U, Cn = layout.K, layout.distinct, layout.class_common
+    Zf = Z_query.view(R, 1, -1)
+    w, norm, u = _attention(Zf, batch, normalize)  # [R, 1, K, S]
+    u = u.view(R, K, -1)
+    if batch.common_in_order:
+        u_common = u[..., :Cn]
+    else:
+        u_common = u.new_zeros(R, K, C).scatter_(2, batch.common_pos.view(1, K, Cn).expand(R, K, Cn),
+                                                 u[..., :Cn])
+    u_distinct = u[..., Cn:, None]  # [R, K, U, 1]
+    logits = _mm(u_distinct.transpose(-1, -2), Y_distinct).view(R, K, M)
+    _add_mm(logits, u_common, Y_common)  # [R, K, M]
+    log_p = torch.log_softmax(logits, dim=-1)
+    targets = batch.targets.view(1, K, 1).expand(R, K, 1)
+    loss = -log_p.gather(-1, targets).view(R, K).mean(-1)
+    g = log_p.exp_().scatter_add_(-1, targets, batch.minus_one.view(1, K, 1).expand(R, K, 1))
+    g /= K  # ∂J/∂logits = (p − e_target)/K                                           [R, K, M]
+    grad_Yc = _mm(u_common.transpose(-1, -2), g)  # [R, C, M]
+    grad_Yd = u_distinct * g[:, :, None, :]  # each class's own rows: f_n (p − e_n)ᵀ  [R, K, U, M]
+    du_common = _mm(g, Y_common.transpose(-1, -2))  # [R, K, C]
+    if not batch.common_in_order:
+        du_common = du_common.gather(2, batch.common_pos.view(1, K, Cn).expand(R, K, Cn))
+    du_distinct = _mm(Y_distinct, g[..., None]).view(R, K, U)
+    du = torch.cat([du_common, du_distinct], dim=-1).view(R, 1, K, -1)
+    grad_Z = _attention_backward(Zf, batch, w, norm, u.view(R, 1, K, -1), du)
+    return loss, [grad_Yc, grad_Yd, grad_Z.view(Z_query.shape)]
+
+
+def _attention(Zf: torch.Tensor, batch: GroupedBatch, normalize: bool
+               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``w = Xᵀ b_T = softmax(z_{ψ(n)} + log q)`` on each example's support, its norm and
+    ``f = LN(w)`` (Section 3.1), from the flat query rows ``Zf [L, D, num_queries·M]``."""
+    L, D = Zf.shape[:2]
+    _, B, S = batch.log_counts.shape
+    z = Zf.gather(2, batch.z_index.expand(L, D, B * S)).view(L, D, B, S)  # z_{ψ(n), l}
+    w = torch.softmax(z + batch.log_counts, dim=-1)
+    norm = torch.linalg.vector_norm(w, dim=-1, keepdim=True) if normalize else None
+    return w, norm, (w / norm if norm is not None else w)
+
+
+def _attention_backward(Zf: torch.Tensor, batch: GroupedBatch, w: torch.Tensor,
+                        norm: torch.Tensor | None, u: torch.Tensor, du: torch.Tensor
+                        ) -> torch.Tensor:
+    """``∂J/∂Zf`` from ``∂J/∂f`` (Lemma 1's chain through LN and the softmax).
+
+    With LN, ``∂J/∂w = (I − f fᵀ) ∂J/∂f / ‖w‖`` is orthogonal to ``w = ‖w‖ f``, so the softmax's
+    ``w ⊙ (∂J/∂w − w·∂J/∂w)`` reduces to ``f ⊙ (∂J/∂f − f (f·∂J/∂f))``."""
+    L, D = Zf.shape[:2]
+    _, B, S = batch.log_counts.shape
+    if norm is not None:
+        dz = u * torch.addcmul(du, u, torch.linalg.vecdot(u, du).unsqueeze(-1), value=-1.0)
+    else:
+        dz = w * (du - torch.linalg.vecdot(w, du).unsqueeze(-1))  # [L, D, B, S]
+    return torch.zeros_like(Zf).scatter_add_(2, batch.z_index.expand(L, D, B * S),
+                                             dz.reshape(L, D, B * S))
 
 
 def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -192,6 +257,26 @@ def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.shape[-2] * a.shape[-1] * b.shape[-1] <= _TINY:
         return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
     return a @ b
+
+
+def _add_mm(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """``out += a @ b`` in place (batched over the leading dimensions), as one GEMM pass."""
+    if a.shape[-2] * a.shape[-1] * b.shape[-1] <= _TINY:
+        out += _mm(a, b)
+        return
+    rows, inner, cols = a.shape[-2], a.shape[-1], b.shape[-1]
+    out.view(-1, rows, cols).baddbmm_(a.reshape(-1, rows, inner), b.reshape(-1, inner, cols))
+
+
+def _log_target(logits: torch.Tensor, p: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log p[target]`` from the softmax ``p``; where ``p[target]`` underflowed to 0, from the
+    logits (``logit[target] − logsumexp``), as ``log_softmax`` would give."""
+    log_p = p.gather(-1, targets).log()
+    lost = log_p == -math.inf
+    if bool(lost.any()):
+        exact = logits.gather(-1, targets) - torch.logsumexp(logits, -1, keepdim=True)
+        log_p = torch.where(lost, exact, log_p)
+    return log_p
 
 
 _TINY = 1024  # multiply-adds per matrix below which _mm broadcasts

@@ -7,7 +7,7 @@ import torch
 
 from scansnap import SequenceClasses, metrics, population, theory, train
 from scansnap.dynamics import Run, batches
-from scansnap.grouped import GroupedBatch, Layout, full_to_blocks, grouped_step
+from scansnap.grouped import GroupedBatch, Layout, expected_step, full_to_blocks, grouped_step
 from scansnap.models import YZModel, yz_logits
 
 
@@ -197,6 +197,27 @@ def test_grouped_step_equals_autograd(normalize, common_per_query, distinct_per_
     assert (dY[:, outside] == 0).all()
     q0 = layout.first_query
     assert (dZ[:, :q0] == 0).all() and (dZ[:, q0 + classes.num_queries:] == 0).all()
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("common_per_query,distinct_per_next", [(0, 10), (3, 10), (2, 4)])
+def test_expected_step_equals_grouped_step(normalize, common_per_query, distinct_per_next):
+    """Population dynamics' lean step (one example per class) gives the general class-grouped
+    step's loss and gradients (which the test above checks against autograd)."""
+    classes = SequenceClasses(num_queries=3, next_per_query=2, common_per_query=common_per_query,
+                              distinct_per_next=distinct_per_next)
+    layout, M, K = Layout.of(classes), classes.M, classes.K
+    g = torch.Generator().manual_seed(1)
+    Y, Z = (torch.randn(5, M, M, generator=g, dtype=torch.float64) for _ in range(2))
+    n = torch.arange(K)[None]
+    batch = GroupedBatch.build(layout, n, classes.probs().gather(1, layout.support)[None],
+                               classes.next_tokens[n])
+    blocks = full_to_blocks(layout, Y, Z)
+    loss, grads = expected_step(layout, *blocks, batch, normalize=normalize)
+    want_loss, want_grads = grouped_step(layout, *blocks, batch, normalize=normalize)
+    torch.testing.assert_close(loss, want_loss, rtol=1e-12, atol=1e-12)
+    for got, want in zip(grads, want_grads):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_yz_logits_residual_branch():
