@@ -51,6 +51,7 @@ the book's HTML, see ``tools/static/scansnap.css``) points the reader to the lau
 
 from __future__ import annotations
 
+import html
 import io
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -112,8 +113,11 @@ class Scrubber(widgets.VBox):
     """
 
     def __init__(self, images: list[widgets.Image], slider: widgets.Widget, play: widgets.Play,
-                 stack: widgets.Stack, **kwargs: Any) -> None:
-        super().__init__([widgets.HBox([play, slider]), stack], **kwargs)
+                 stack: widgets.Stack, caption: widgets.HTML | None = None,
+                 **kwargs: Any) -> None:
+        parts = [widgets.HBox([play, slider]), stack] + ([caption] if caption else [])
+        super().__init__(parts, **kwargs)
+        self.caption = caption
         self.images = images
         self.slider = slider
         self.play = play
@@ -125,6 +129,7 @@ def scrubber(
     labels: Iterable[Any] | None = None,
     description: str = "step",
     interval_ms: int = 300,
+    alt: str | None = None,
 ) -> Scrubber:
     """A slider + Play button stepping through precomputed ``frames``; works in static HTML.
 
@@ -141,6 +146,10 @@ def scrubber(
         The slider's label.
     interval_ms
         Milliseconds per frame when playing.
+    alt
+        What the frames show (axes, curves, what changes from frame to frame), for readers who
+        cannot see them: ipywidgets' Image has no ``alt`` attribute, so it becomes the figure's
+        caption under the frames (:func:`frame_caption`).
 
     Returns a :class:`Scrubber` (an ``ipywidgets.VBox``): display it as a cell's last value.
     """
@@ -153,6 +162,7 @@ def scrubber(
     if not isinstance(description, str):
         raise TypeError(f"description must be a str, got {type(description).__name__}")
     interval_ms = check_int("interval_ms", interval_ms, low=1)
+    caption = frame_caption(alt)
     if labels is not None:
         labels = _check_labels(labels)
 
@@ -178,7 +188,23 @@ def scrubber(
     play, slider, position = _play_slider(len(images), labels, description, interval_ms,
                                           "min(100%, 32em)")
     _link_both((slider, position), (stack, "selected_index"))
-    return Scrubber(images, slider, play, stack)
+    return Scrubber(images, slider, play, stack, caption)
+
+
+ALT_CAPTION_CLASS = "scansnap-frame-alt"
+
+
+def frame_caption(alt: str | None) -> widgets.HTML | None:
+    """The caption that carries a scrubber's description of its frames (its alt text), or None
+    without one. Its paragraph has the class ``scansnap-frame-alt`` (styled as a figure caption,
+    found by the site tests)."""
+    if alt is None:
+        return None
+    if not isinstance(alt, str):
+        raise TypeError(f"alt must be a str, got {type(alt).__name__}")
+    if len(alt.strip()) < 20:
+        raise ValueError(f"alt must describe the frames in at least 20 characters, got {alt!r}")
+    return widgets.HTML(f'<p class="{ALT_CAPTION_CLASS}" role="note">{html.escape(alt)}</p>')
 
 
 class LayeredScrubber(widgets.VBox):
@@ -191,10 +217,11 @@ class LayeredScrubber(widgets.VBox):
 
     def __init__(self, stacks: list[widgets.Stack], outer: widgets.Stack,
                  slider: widgets.SelectionSlider, play: widgets.Play, dropdown: widgets.Dropdown,
-                 **kwargs: Any) -> None:
+                 caption: widgets.HTML | None = None, **kwargs: Any) -> None:
         controls = widgets.HBox([play, slider, dropdown],
                                 layout=widgets.Layout(flex_flow="row wrap"))
-        super().__init__([controls, outer], **kwargs)
+        super().__init__([controls, outer] + ([caption] if caption else []), **kwargs)
+        self.caption = caption
         self.stacks = stacks
         self.outer = outer
         self.slider = slider
@@ -208,6 +235,7 @@ def layered_scrubber(
     description: str = "iteration",
     selector: str = "show",
     interval_ms: int = 400,
+    alt: str | None = None,
 ) -> LayeredScrubber:
     """A :func:`scrubber` over ``labels`` (e.g. checkpoints) with a dropdown choosing which set of
     frames to show (e.g. a model's layer); works in static HTML.
@@ -217,6 +245,9 @@ def layered_scrubber(
     of frames, the slider and Play (label ``description``) select the frame in every stack at
     once; all links run in the browser (and again in the kernel). Same layout as
     :func:`scrubber`: Play and slider on top.
+
+    ``alt`` describes the frames for readers who cannot see them (a caption, as in
+    :func:`scrubber`).
 
     Returns a :class:`LayeredScrubber` (an ``ipywidgets.VBox``): display it as a cell's last value.
     """
@@ -229,6 +260,7 @@ def layered_scrubber(
     if not labels:
         raise ValueError("labels must not be empty")
     interval_ms = check_int("interval_ms", interval_ms, low=1)
+    caption = frame_caption(alt)
     layout = _frame_layout()
     stacks = []
     for option, pngs in frames.items():
@@ -250,7 +282,7 @@ def layered_scrubber(
     for stack in stacks:
         _link_both((slider, "index"), (stack, "selected_index"))
     _link_both((dropdown, "index"), (outer, "selected_index"))
-    return LayeredScrubber(stacks, outer, slider, play, dropdown)
+    return LayeredScrubber(stacks, outer, slider, play, dropdown, caption)
 
 
 def _check_labels(labels: Any) -> list[str]:

@@ -168,3 +168,31 @@ def test_every_figure_has_alt_text(page):
     assert parser.alts, f"{page}: no figure"
     missing = [src for src, alt in parser.alts if len(alt) < 20 or "_images/" in alt]
     assert not missing, f"{page}: figures without alt text: {missing}"
+
+
+def _scrubbers_and_captions(state: dict) -> tuple[int, list[str]]:
+    """(number of scrubbers, texts of their frame captions) in a page's saved widget state: a
+    scrubber is a VBox with a Stack child; its caption an HTML child of class scansnap-frame-alt."""
+    ref = re.compile(r"IPY_MODEL_(\w+)")
+    scrubbers, captions = 0, []
+    for model in state.values():
+        if model.get("model_name") != "VBoxModel":
+            continue
+        children = [state.get(ref.match(c)[1], {}) for c in model["state"].get("children", [])
+                    if ref.match(c)]
+        if not any(child.get("model_name") == "StackModel" for child in children):
+            continue
+        scrubbers += 1
+        captions += [re.sub(r"<[^>]+>", "", child["state"]["value"]) for child in children
+                     if child.get("model_name") == "HTMLModel"
+                     and "scansnap-frame-alt" in child["state"].get("value", "")]
+    return scrubbers, captions
+
+
+@pytest.mark.parametrize("page", ["book/intro", *CONVENTION_CHAPTERS])
+def test_every_scrubber_describes_its_frames(page):
+    """ipywidgets' Image has no alt attribute: each scrubber carries its frames' description as
+    a caption (scansnap.widgets.frame_caption), at least 20 characters."""
+    scrubbers, captions = _scrubbers_and_captions(widget_state(html_of(page)))
+    assert len(captions) == scrubbers, f"{page}: {scrubbers} scrubber(s), {len(captions)} caption(s)"
+    assert all(len(text.strip()) >= 20 for text in captions), captions

@@ -240,3 +240,18 @@ def test_figure_to_png_rejects_non_figures():
     with pytest.raises(TypeError, match="palette"):
         figure_to_png(fig, palette="yes")
     plt.close(fig)
+
+
+def test_scrubber_alt_becomes_its_caption():
+    png = png_bytes("white")
+    with_alt = scrubber([png, png], alt="Two identical frames <of> a test figure")
+    assert with_alt.children[-1] is with_alt.caption
+    assert with_alt.caption.value == ('<p class="scansnap-frame-alt" role="note">'
+                                      "Two identical frames &lt;of&gt; a test figure</p>")
+    assert scrubber([png, png]).caption is None
+    layered = layered_scrubber({"a": [png], "b": [png]}, ["t=0"], alt="One frame per option here")
+    assert layered.children[-1] is layered.caption
+    with pytest.raises(ValueError, match="alt"):
+        scrubber([png], alt="short")
+    with pytest.raises(TypeError, match="alt"):
+        layered_scrubber({"a": [png]}, ["t=0"], alt=3)

@@ -370,7 +370,12 @@ def attention_scrubber(runs: Mapping[str, lm.LMRun]) -> LayeredScrubber:
             frames[label].append(png)
             if step not in own:
                 last = png
-    return layered_scrubber(frames, steps, description="iteration", selector="model · layer")
+    alt = ("Heat maps of the attention of each query token (rows) over the key tokens "
+           "(columns) of one probe chunk of WikiText-2, for the chosen model and layer; "
+           "the slider moves through the training checkpoints, and the rows go from "
+           "spread out to concentrated on a few keys.")
+    return layered_scrubber(frames, steps, description="iteration", selector="model · layer",
+                            alt=alt)
 
 
 def sentence_explorer(models: Mapping[str, lm.WikiLM], vocab: Vocab, text: str = DEFAULT_SENTENCE,
