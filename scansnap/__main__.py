@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 from ._validate import check_out_dir
 
@@ -39,30 +40,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report_written(write: Callable[[], Iterable[Path]]) -> int:
+    """Run a command that writes files: list them, or one error line and exit status 2."""
+    try:
+        written = list(write())
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "student-edition":
         from .student import write_student_edition
 
-        try:
-            written = write_student_edition(args.out_dir, book=args.book, force=args.force)
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        for path in written:
-            print(f"wrote {path}")
-        return 0
+        return _report_written(lambda: write_student_edition(args.out_dir, book=args.book,
+                                                             force=args.force))
     if args.command == "coursework":
         from .coursework import write_assignments
 
-        try:
-            written = write_assignments(args.tool, args.out_dir, args.book, force=args.force)
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        for path in written:
-            print(f"wrote {path}")
-        return 0
+        return _report_written(lambda: write_assignments(args.tool, args.out_dir, args.book,
+                                                         force=args.force))
     if args.command == "figure":
         try:
             check_out_dir("--out", args.out)  # before the imports and the computation
