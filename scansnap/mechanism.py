@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-from . import decompose, theory
+from . import decompose, metrics, theory
 from ._validate import as_float64_array, check_choice, check_float, check_int
 from .data import SequenceClasses
 
@@ -211,14 +211,12 @@ def theorem4_classes(K: int, num_common: int = 1, common_weight: float = 0.25) -
 
 
 def assumption2(classes: SequenceClasses) -> dict[str, float | bool]:
-    """Assumption 2 at ``Z = 0``: ``M >> K²`` and the top eigenvalue of ``E = FᵀF − I`` below
-    ``1/K``. (Its second condition, ``|λ_i| >= 6/√M``, is reconstructed from garbled text and not
-    checked.) Returns ``lambda_max``, ``bound = 1/K``, ``M_over_K2`` and ``holds``."""
-    f = theory.normalized_attention(classes.probs()).numpy()
-    lam = float(np.abs(np.linalg.eigvalsh(f @ f.T - np.eye(classes.K))).max())
-    ratio = classes.M / classes.K**2
-    return dict(lambda_max=lam, bound=1 / classes.K, M_over_K2=ratio,
-                holds=bool(lam < 1 / classes.K and ratio > 1))
+    """:func:`scansnap.metrics.assumption2` at ``Z = 0`` as the numbers this module's studies
+    report: ``lambda_max`` (``max |λ(E)|``), ``bound = 1/K``, ``M_over_K2`` and ``holds`` (both
+    ``M > K²`` and ``lambda_max < 1/K``; the reconstructed eigenvalue floor is not checked)."""
+    a = metrics.assumption2(classes)
+    return dict(lambda_max=a.largest, bound=1 / a.K, M_over_K2=a.M_over_K2,
+                holds=bool(a.weak_correlation and a.M_over_K2 > 1))
 
 
 def lemma3_xi_factor(classes: SequenceClasses) -> float:

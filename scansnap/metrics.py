@@ -7,7 +7,11 @@ value per class) unless stated otherwise.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 import torch
 
@@ -84,6 +88,55 @@ def entropy(weights: torch.Tensor, dim: int = -1) -> torch.Tensor:
                          "has no distribution)")
     p = weights / total
     return -(p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum(dim)
+
+
+@dataclass(frozen=True)
+class Assumption2:
+    """Assumption 2 (weak correlations, Section 4) for one data set: ``M ≫ K²`` and
+    ``FᵀF = I + E`` with ``|λ_1(E)| < 1/K`` (the largest eigenvalue in magnitude) and
+    ``|λ_i(E)| ≥ 6/√M`` for all ``i`` (a constant reconstructed from the paper's garbled text).
+    ``eigenvalues`` are those of ``E``, ascending."""
+
+    M: int
+    K: int
+    eigenvalues: np.ndarray
+
+    @property
+    def largest(self) -> float:
+        return float(np.abs(self.eigenvalues).max())
+
+    @property
+    def smallest(self) -> float:
+        return float(np.abs(self.eigenvalues).min())
+
+    @property
+    def M_over_K2(self) -> float:
+        return self.M / self.K**2
+
+    @property
+    def weak_correlation(self) -> bool:
+        """``|λ_1(E)| < 1/K``: the classes' attention vectors are nearly orthogonal."""
+        return self.largest < 1 / self.K
+
+    @property
+    def eigenvalue_floor(self) -> bool:
+        """``|λ_i(E)| ≥ 6/√M`` for every ``i`` (the reconstructed constant)."""
+        return self.smallest >= 6 / math.sqrt(self.M)
+
+
+def assumption2(classes: SequenceClasses, Z: torch.Tensor | None = None) -> Assumption2:
+    """Assumption 2 for ``classes`` with attention logits ``Z`` (``[M, M]``; default ``Z = 0``,
+    the theory's initialization, where ``f_n = P(· | n)/‖P(· | n)‖``). ``E = FᵀF − I`` with
+    ``F = [f_1 … f_K]`` (Section 4, Eqn 7 onwards)."""
+    _check_classes(classes)
+    probs = classes.probs()
+    if Z is None:
+        Z = torch.zeros(classes.M, classes.M, dtype=torch.float64)
+    Z = check_tensor("Z", Z, shape=(classes.M, classes.M)).double()
+    c = theory.attention_limit(probs, Z, classes.query_tokens)
+    f = theory.normalized_attention(c)
+    E = f @ f.T - torch.eye(classes.K, dtype=torch.float64)
+    return Assumption2(classes.M, classes.K, torch.linalg.eigvalsh(E).numpy())
 
 
 def _per_class(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 from . import theory
 from ._validate import as_int_list, check_float, check_int, check_tensor
 from .data import SequenceClasses
+from .metrics import Assumption2, assumption2
 from .figures.ydynamics import ch3_classes
 from .sweeps import PANELS
 from .figures import FigureResult
@@ -227,56 +227,6 @@ class ClassExplorer:
         self.ax_s.set_title(f"{self.num_sequences} sampled sequences (T = {self.seq_len})",
                             fontsize="medium")
         return classes
-
-
-@dataclass(frozen=True)
-class Assumption2:
-    """Assumption 2 (weak correlations, Section 4) for one data set: ``M ≫ K²`` and
-    ``FᵀF = I + E`` with ``|λ_1(E)| < 1/K`` (the largest eigenvalue in magnitude) and
-    ``|λ_i(E)| ≥ 6/√M`` for all ``i`` (a constant reconstructed from the paper's garbled text).
-    ``eigenvalues`` are those of ``E``, ascending."""
-
-    M: int
-    K: int
-    eigenvalues: np.ndarray
-
-    @property
-    def largest(self) -> float:
-        return float(np.abs(self.eigenvalues).max())
-
-    @property
-    def smallest(self) -> float:
-        return float(np.abs(self.eigenvalues).min())
-
-    @property
-    def M_over_K2(self) -> float:
-        return self.M / self.K**2
-
-    @property
-    def weak_correlation(self) -> bool:
-        """``|λ_1(E)| < 1/K``: the classes' attention vectors are nearly orthogonal."""
-        return self.largest < 1 / self.K
-
-    @property
-    def eigenvalue_floor(self) -> bool:
-        """``|λ_i(E)| ≥ 6/√M`` for every ``i`` (the reconstructed constant)."""
-        return self.smallest >= 6 / math.sqrt(self.M)
-
-
-def assumption2(classes: SequenceClasses, Z: torch.Tensor | None = None) -> Assumption2:
-    """Assumption 2 for ``classes`` with attention logits ``Z`` (``[M, M]``; default ``Z = 0``,
-    the theory's initialization, where ``f_n = P(· | n)/‖P(· | n)‖``). ``E = FᵀF − I`` with
-    ``F = [f_1 … f_K]`` (Section 4, Eqn 7 onwards)."""
-    if not isinstance(classes, SequenceClasses):
-        raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
-    probs = classes.probs()
-    if Z is None:
-        Z = torch.zeros(classes.M, classes.M, dtype=torch.float64)
-    Z = check_tensor("Z", Z, shape=(classes.M, classes.M)).double()
-    c = theory.attention_limit(probs, Z, classes.query_tokens)
-    f = theory.normalized_attention(c)
-    E = f @ f.T - torch.eye(classes.K, dtype=torch.float64)
-    return Assumption2(classes.M, classes.K, torch.linalg.eigvalsh(E).numpy())
 
 
 def assumption2_table(datasets: Mapping[str, SequenceClasses]) -> str:
