@@ -221,3 +221,27 @@ def _check_generator(generator: torch.Generator | None) -> torch.Generator | Non
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     return generator
+
+
+# --- The book's data sets -----------------------------------------------------------------------
+#: Fig 6's panels: Syn-Medium with 1, 3, 5 or 10 queries (PAPER.md B.2)
+SYN_MEDIUM_QUERIES = (1, 3, 5, 10)
+
+
+def syn_small() -> SequenceClasses:
+    """Syn-Small (PAPER.md B.1): K = 2 classes, each with its own query, 10 common tokens,
+    10 distinct tokens per class with weights ``linspace(0.1, 1, 10)``; M = 34."""
+    return SequenceClasses()
+
+
+def syn_medium(num_queries: int) -> SequenceClasses:
+    """Syn-Medium (PAPER.md B.2), one panel of Fig 6: ``num_queries`` queries with 2 next
+    tokens each, the authors' defaults otherwise (M = 33, 79, 125, 240 for 1, 3, 5, 10)."""
+    return SequenceClasses(num_queries=num_queries, next_per_query=2)
+
+
+def weakly_correlated() -> SequenceClasses:
+    """Chapter 3's weakly correlated classes (Assumption 2): one query shared by K = 3 classes,
+    2 light common tokens (weight 0.5), 20 distinct tokens per class; M = 66."""
+    return SequenceClasses(num_queries=1, next_per_query=3, num_common=2, common_per_query=0,
+                           distinct_per_next=20, common_weight=0.5)

@@ -1,4 +1,4 @@
-"""Chapter 6's figures and widgets (scansnap.figures.wiki) on tiny runs: shapes, frames, links."""
+"""Chapter 6's figures and widgets (scansnap.chapters.ch6_wikitext) on tiny runs: shapes, frames, links."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from ipywidgets.embed import embed_data
 
 from scansnap import lm
-from scansnap.figures import wiki
+from scansnap.chapters import ch6_wikitext as ch6
 from scansnap.wikitext import build_vocab
 
 from test_lm import synthetic_ids, tiny_corpus
@@ -24,17 +24,17 @@ def runs():
 
 def test_static_figures(runs):
     before = len(plt.get_fignums())
-    assert wiki.shown_iterations(runs["1 layer"]) == [0, 2, 4, 6]
-    for fig in (wiki.draw_fig7(runs, title="t"), wiki.draw_entropy(runs),
-                wiki.draw_departures(runs, max_offset=3), wiki.draw_token_shares(runs)):
+    assert ch6.shown_iterations(runs["1 layer"]) == [0, 2, 4, 6]
+    for fig in (ch6.draw_fig7(runs, title="t"), ch6.draw_entropy(runs),
+                ch6.draw_departures(runs, max_offset=3), ch6.draw_token_shares(runs)):
         assert fig.axes
-    fig = wiki.draw_attention(runs["1 layer"].maps[-1, 0], runs["1 layer"].probe_tokens, "x")
+    fig = ch6.draw_attention(runs["1 layer"].maps[-1, 0], runs["1 layer"].probe_tokens, "x")
     assert len(fig.axes[0].get_yticklabels()) == 8
     assert len(plt.get_fignums()) == before  # pyplot manages none of them
     with pytest.raises(ValueError, match="tokens"):
-        wiki.draw_attention(torch.eye(3), ["a", "b"])
+        ch6.draw_attention(torch.eye(3), ["a", "b"])
     with pytest.raises(TypeError, match="runs"):
-        wiki.draw_fig7({})
+        ch6.draw_fig7({})
 
 
 def test_token_group_shares(runs):
@@ -51,14 +51,14 @@ def test_token_group_shares(runs):
 def test_fig10_from_a_sweep():
     sweep = lm.lr_sweep((0.5, 1.0), (1, 2), corpus=tiny_corpus(), steps=4, last=2,
                         progress=False, checkpoint_every=2, batch_size=4, bptt=8)
-    fig = wiki.draw_fig10(sweep)
+    fig = ch6.draw_fig10(sweep)
     assert len(fig.axes) == 2
     with pytest.raises(TypeError, match="sweep"):
-        wiki.draw_fig10({"lrs": [1]})
+        ch6.draw_fig10({"lrs": [1]})
 
 
 def test_attention_scrubber_links_every_stack(runs):
-    box = wiki.attention_scrubber(runs)
+    box = ch6.attention_scrubber(runs)
     assert list(box.dropdown.options) == ["1 layer · layer 0", "2 layers · layer 0",
                                           "2 layers · layer 1"]
     assert len(box.stacks) == 3 and all(len(s.children) == 4 for s in box.stacks)
@@ -81,11 +81,11 @@ def test_attention_scrubber_links_every_stack(runs):
 def test_scrubber_and_fig7_with_a_shorter_run(runs):
     short = lm.train_lm(synthetic_ids(2000), 1, steps=2, checkpoint_every=2, progress=False,
                         batch_size=4, bptt=8)
-    box = wiki.attention_scrubber({"long": runs["1 layer"], "short": short})
+    box = ch6.attention_scrubber({"long": runs["1 layer"], "short": short})
     assert list(box.slider.options) == ["0", "2", "4", "6"]
     images = [image.value for image in box.stacks[1].children]
     assert images[2] == images[3] != images[1]  # the last map, repeated past the run's end
-    fig = wiki.draw_fig7({"long": runs["1 layer"], "short": short})
+    fig = ch6.draw_fig7({"long": runs["1 layer"], "short": short})
     assert any("not run" in text.get_text() for ax in fig.axes for text in ax.texts)
 
 
@@ -94,7 +94,7 @@ def test_sentence_explorer_updates_in_place():
     torch.manual_seed(0)
     models = {"1 layer": lm.WikiLM(len(vocab), 1).eval(),
               "3 layers": lm.WikiLM(len(vocab), 3).eval()}
-    explorer = wiki.sentence_explorer(models, vocab, "the cat sat on the mat .")
+    explorer = ch6.sentence_explorer(models, vocab, "the cat sat on the mat .")
     first = explorer.image.value
     explorer.controls["model"].value = "3 layers"
     explorer.controls["layer"].value = 2
@@ -103,10 +103,10 @@ def test_sentence_explorer_updates_in_place():
     explorer.controls["model"].value = "1 layer"  # layer 2 of a 1-layer model: shows its last
     assert explorer.error.layout.display == "none"
     with pytest.raises(TypeError, match="models"):
-        wiki.sentence_explorer({"m": object()}, vocab)
+        ch6.sentence_explorer({"m": object()}, vocab)
 
 
 def test_corpus_summary():
-    summary = wiki.corpus_summary(tiny_corpus())
+    summary = ch6.corpus_summary(tiny_corpus())
     assert summary["training_tokens"] == 2000 and summary["vocab_size"] == 30
     assert summary["batches_per_epoch"] == len(range(0, 100 - 35, 35))

@@ -18,37 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import theory
-from ._validate import as_int_list, check_float, check_int, check_tensor
-from .data import SequenceClasses
-from .metrics import Assumption2, assumption2
-from .figures.ydynamics import ch3_classes
-from .sweeps import PANELS
-from .figures import FigureResult
-from .plots import class_color, class_rgb, freeze_layout, new_figure, sequence_rgb
+from .. import theory
+from .._validate import as_int_list, check_float, check_int, check_tensor
+from ..data import SYN_MEDIUM_QUERIES, SequenceClasses, syn_medium, syn_small, weakly_correlated
+from ..metrics import Assumption2, assumption2
+from ..models import attention_from_counts
+from ..plots import FigureResult, class_color, class_rgb, freeze_layout, new_figure, sequence_rgb
 
 __all__ = ["attention_from_counts", "lemma18_bound", "lemma2_convergence", "ClassExplorer",
            "Assumption2", "assumption2", "assumption2_table", "book_datasets"]
-
-
-def attention_from_counts(z_row: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """``Xᵀ b_T`` from the attention row ``z_m`` (``[M]``) and context token counts ``[..., M]``.
-
-    Without positional encoding ``b_t ∝ exp(z_{m x_t})``, so summing over the positions that hold
-    token ``l`` gives ``(Xᵀ b_T)_l = q_l e^{z_{ml}} / Σ_{l'} q_{l'} e^{z_{ml'}}`` (Section 3,
-    Lemma 2's proof). Tokens with zero count get exactly zero; overflow-safe.
-    """
-    z_row = check_tensor("z_row", z_row, ndim=1)
-    counts = check_tensor("counts", counts)
-    if counts.shape[-1] != z_row.shape[0]:
-        raise ValueError(f"counts must have shape [..., {z_row.shape[0]}] to match z_row, "
-                         f"got {list(counts.shape)}")
-    if bool((counts < 0).any()):
-        raise ValueError("counts must be nonnegative")
-    if bool((counts.sum(-1) <= 0).any()):
-        raise ValueError("counts must have at least one token in every context (a positive sum)")
-    dtype = torch.promote_types(z_row.dtype, torch.float32)
-    return torch.softmax(z_row.to(dtype) + torch.log(counts.to(dtype)), dim=-1)
 
 
 def lemma18_bound(T: Any, delta: float) -> np.ndarray | np.float64:
@@ -250,8 +228,7 @@ def assumption2_table(datasets: Mapping[str, SequenceClasses]) -> str:
 def book_datasets() -> dict[str, SequenceClasses]:
     """The synthetic data sets the book trains on, by name: Syn-Small (chapters 1–4, Figs 4–5),
     chapter 3's weakly correlated classes, and the Syn-Medium panels of Fig 6 (chapter 5)."""
-    datasets = {"Syn-Small (ch. 1–4)": SequenceClasses(), "ch. 3's classes": ch3_classes()}
-    for q in PANELS:
-        datasets[f"Syn-Medium, {q} quer{'y' if q == 1 else 'ies'} (ch. 5)"] = SequenceClasses(num_queries=q,
-                                                                         next_per_query=2)
+    datasets = {"Syn-Small (ch. 1–4)": syn_small(), "ch. 3's classes": weakly_correlated()}
+    for q in SYN_MEDIUM_QUERIES:
+        datasets[f"Syn-Medium, {q} quer{'y' if q == 1 else 'ies'} (ch. 5)"] = syn_medium(q)
     return datasets

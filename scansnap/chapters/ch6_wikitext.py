@@ -23,10 +23,9 @@ from matplotlib.figure import Figure
 
 from .. import lm
 from .._validate import as_int_list, check_bool, check_choice, check_int
-from ..plots import new_figure
+from ..plots import FigureResult, new_figure
 from ..widgets import LayeredScrubber, Live, figure_to_png, layered_scrubber, live
 from ..wikitext import Corpus, Vocab, load_corpus
-from . import FigureResult, register
 
 PAPER_ITERATIONS = (0, 500, 1000, 1500)
 DEFAULT_SENTENCE = ("the album was released in the united states in 2010 , and the band "
@@ -119,7 +118,6 @@ def draw_fig7(runs: Mapping[str, lm.LMRun], iterations: Sequence[int] | None = N
     return fig
 
 
-@register(7)
 def fig7(quick: bool = False, progress: bool = False, *, size: str | None = None,
          seed: int = 1) -> FigureResult:
     """Fig 7: layer-0 attention (35×35) of a 1-layer (top) and 3-layer (bottom) LM over training.
@@ -183,7 +181,6 @@ def draw_fig10(sweep: lm.SweepResult, title: str = "") -> Figure:
     return fig
 
 
-@register(10)
 def fig10(quick: bool = False, progress: bool = False, *, size: str | None = None,
           seeds: Sequence[int] | None = None) -> FigureResult:
     """Fig 10 (App. G): final layer-0 attention entropy vs SGD learning rate 1..5, 1-layer LM.
