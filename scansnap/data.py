@@ -148,16 +148,20 @@ class SequenceClasses:
         seq_len: int,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float64,
+        *,
+        n: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The same distribution seen through token counts: ``counts [B, M]``, queries, targets.
 
         Without positional encoding the model sees the context only through its count vector
         (Assumption 1a), so a multinomial draw of the counts is exact. It is drawn as a chain of
         conditional binomials over the class's support, so its cost does not grow with ``T``.
+        ``n`` draws every example from that class (default: classes uniformly at random).
         """
         self._check_sizes(batch_size, seq_len, self.M + 2 * self._support.shape[1])
         dtype = check_dtype(dtype)
-        n, support_counts = self.sample_support_counts(batch_size, seq_len, generator, dtype=dtype)
+        n, support_counts = self.sample_support_counts(batch_size, seq_len, generator, dtype=dtype,
+                                                       n=n)
         counts = torch.zeros(len(n), self.M, dtype=dtype)
         counts.scatter_(1, self._support[n], support_counts)
         return counts, self.query_tokens[n], self.next_tokens[n]
@@ -168,15 +172,20 @@ class SequenceClasses:
         seq_len: int,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float64,
+        *,
+        n: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The draw behind :meth:`sample_counts`, kept on each class's support: the classes
         ``n [B]`` and the counts ``[B, S]`` of the tokens ``support_index[n]`` (every other
         token has count 0). Class-grouped training works in this form (Lemma 1: only these
-        entries of ``Y`` and ``Z`` receive gradient)."""
+        entries of ``Y`` and ``Z`` receive gradient). ``n`` fixes the class of every example."""
         batch_size, seq_len = self._check_sizes(batch_size, seq_len, 2 * self._support.shape[1])
         dtype = check_dtype(dtype)
         generator = _check_generator(generator)
-        n = torch.randint(self.K, (batch_size,), generator=generator)
+        if n is None:
+            n = torch.randint(self.K, (batch_size,), generator=generator)
+        else:
+            n = torch.full((batch_size,), self._check_class(n), dtype=torch.long)
         shares = self._binomial_shares[n]  # [B, S]
         left = torch.full((batch_size,), float(seq_len - 1), dtype=torch.float64)
         counts = torch.empty(batch_size, shares.shape[1], dtype=torch.float64)

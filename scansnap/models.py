@@ -21,6 +21,29 @@ from .data import counts_of
 INITS = ("zero", "random")
 
 
+def init_yz(M: int, init: str, *, generator: torch.Generator | None = None,
+            dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Initial ``(Y, Z)``, each ``[M, M]``: ``"zero"`` is the theory's ``Y(0) = Z(0) = 0``;
+    ``"random"`` is PyTorch's default ``nn.Linear`` init ``U(−1/√M, 1/√M)``, as in the authors'
+    Fig 6 runs (``Y`` drawn first, then ``Z``, from ``generator``)."""
+    if init == "zero":
+        return torch.zeros(M, M, dtype=dtype), torch.zeros(M, M, dtype=dtype)
+    bound = 1 / math.sqrt(M)
+    Y, Z = ((2 * torch.rand(M, M, generator=generator, dtype=dtype) - 1) * bound for _ in range(2))
+    return Y, Z
+
+
+def init_full(M: int, d: int, *, generator: torch.Generator | None = None,
+              dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, ...]:
+    """Initial ``(U, W_Q, W_K, W_V)`` of the full model: ``U [M, d] ~ N(0, 1/d)`` (nearly
+    orthonormal rows for large ``d``), each ``W [d, d]`` as PyTorch's ``nn.Linear``,
+    ``U(−1/√d, 1/√d)``; drawn in that order from ``generator``."""
+    bound = 1 / math.sqrt(d)
+    U = torch.randn(M, d, generator=generator, dtype=dtype) * bound
+    return (U, *((2 * torch.rand(d, d, generator=generator, dtype=dtype) - 1) * bound
+                 for _ in range(3)))
+
+
 def attention_from_counts(z_row: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """``Xᵀ b_T`` from the attention row ``z_m`` (``[M]``) and context token counts ``[..., M]``.
 
@@ -101,13 +124,7 @@ class YZModel(nn.Module):
         self.include_query = check_bool("include_query", include_query)
         dtype = check_dtype(dtype)
         check_memory({"M": 2.0 * self.M**2 * dtype.itemsize})  # Y and Z [M, M]
-        shape = (self.M, self.M)
-        if init == "zero":
-            Y, Z = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
-        else:
-            bound = 1 / math.sqrt(self.M)
-            Y, Z = (2 * bound * torch.rand(shape, generator=generator, dtype=dtype) - bound
-                    for _ in range(2))
+        Y, Z = init_yz(self.M, init, generator=generator, dtype=dtype)
         self.Y = nn.Parameter(Y)
         self.Z = nn.Parameter(Z)
 
@@ -160,13 +177,8 @@ class Transformer1L(nn.Module):
         dtype = check_dtype(dtype)
         check_memory({"M × d (U)": float(self.M * self.d * dtype.itemsize),
                       "d (W_Q, W_K, W_V)": 3.0 * self.d**2 * dtype.itemsize})
-        bound = 1 / math.sqrt(self.d)
-        self.U = nn.Parameter(torch.randn(self.M, self.d, generator=generator, dtype=dtype) * bound)
-        self.W_Q, self.W_K, self.W_V = (
-            nn.Parameter(2 * bound * torch.rand(self.d, self.d, generator=generator, dtype=dtype)
-                         - bound)
-            for _ in range(3)
-        )
+        self.U, self.W_Q, self.W_K, self.W_V = (
+            nn.Parameter(p) for p in init_full(self.M, self.d, generator=generator, dtype=dtype))
 
     def to_yz(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``Y = U W_Vᵀ Uᵀ`` and ``Z = U W_Q W_Kᵀ Uᵀ / √d`` (Section 3.1)."""

@@ -89,11 +89,10 @@ def lemma2_convergence(
     z_row = Z[int(classes.query_tokens[n])]
     c = theory.attention_limit(probs, Z, classes.query_tokens)[n]  # [M]
     support = probs[n] > 0
-    one_class = _single_class(classes, n)
     generator = torch.Generator().manual_seed(seed)
     l1_mean, l1_q05, l1_q95, freq_q, rates, max_rates = [], [], [], [], [], []
     for T in Ts:
-        counts, _, _ = one_class.sample_counts(batch_size, T, generator)
+        counts, _, _ = classes.sample_counts(batch_size, T, generator, n=n)
         v = attention_from_counts(z_row, counts)
         gap = (v - c).abs().sum(-1)
         l1_mean.append(float(gap.mean()))
@@ -133,29 +132,6 @@ def lemma2_convergence(
                 freq_quantile=freq_q, bound=bound.tolist(), violation_rate=rates,
                 max_violation_rate=max_rates, delta=delta, batch_size=batch_size, n=n)
     return FigureResult(fig, data)
-
-
-class _single_class:
-    """``SequenceClasses.sample_counts`` restricted to one class (same exact sampler)."""
-
-    def __init__(self, classes: SequenceClasses, n: int) -> None:
-        self.classes, self.n = classes, n
-
-    def sample_counts(self, batch_size: int, seq_len: int,
-                      generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        classes, n = self.classes, self.n
-        support = torch.cat([classes.common_index[n], classes.distinct_index[n]])
-        p = classes.probs()[n, support]
-        remaining = p.flip(0).cumsum(0).flip(0)
-        left = torch.full((batch_size,), float(seq_len - 1), dtype=torch.float64)
-        counts = torch.zeros(batch_size, classes.M, dtype=torch.float64)
-        for j in range(len(support)):
-            share = float((p[j] / remaining[j]).clamp(0.0, 1.0))
-            drawn = torch.binomial(left, torch.full_like(left, share), generator=generator)
-            counts[:, support[j]] = drawn
-            left = left - drawn
-        return counts, classes.query_tokens[[n]].expand(batch_size), \
-            classes.next_tokens[[n]].expand(batch_size)
 
 
 class ClassExplorer:
