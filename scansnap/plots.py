@@ -72,6 +72,12 @@ class FigureResult:
     def __repr__(self) -> str:
         return f"FigureResult(figure={self.figure!r}, data keys={sorted(self.data)})"
 
+    def glue(self, prefix: str) -> None:
+        """Glue the numbers of ``data`` (its scalar entries) as ``f"{prefix}_{key}"``."""
+        from .gluing import glue_numbers
+
+        glue_numbers(prefix, self.data)
+
 
 class BookFigure(Figure):
     """A :class:`~matplotlib.figure.Figure` that Jupyter displays as PNG without pyplot.

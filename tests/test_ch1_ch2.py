@@ -11,7 +11,7 @@ import torch
 
 matplotlib.use("Agg")
 
-from scansnap import SequenceClasses, plots, train  # noqa: E402
+from scansnap import SequenceClasses, metrics, plots, train  # noqa: E402
 from scansnap.chapters import ch1_setting, ch2_reparameterization  # noqa: E402
 from scansnap.checks import CheckFailed, ch1, ch2  # noqa: E402
 from scansnap.models import full_to_yz  # noqa: E402
@@ -313,3 +313,28 @@ def test_book_style_is_applied_and_colour_blind_safe():
             # every tick label is at least the style's small size
             for label in ax.get_xticklabels() + ax.get_yticklabels():
                 assert label.get_fontsize() >= 0.69 * mpl.rcParams["font.size"]
+
+
+def test_training_summary_reads_the_run():
+    run = train(SYN, eta_y=10.0, eta_z=1.0, steps=30, batch_size=32, seq_len=32, seeds=[1, 2],
+                record_every=10)
+    summary = ch1_setting.training_summary(run, fit_loss=10.0)  # every loss is below 10
+    mass = metrics.common_mass(SYN, run.Z)
+    assert summary["mass0"] == pytest.approx(float(mass[0, 0, 0]))
+    assert summary["mass_lo"] <= summary["mass1"] <= summary["mass_hi"]
+    assert (summary["seeds"], summary["steps"], summary["fit_lo"], summary["fit_hi"]) == (2, 30, 0, 0)
+    assert ch1_setting.training_summary(run, fit_loss=0.0)["fit_hi"] == -1  # never reached
+    assert all(int(t) in range(1, SYN.distinct_per_next + 1) for t in summary["top"].split(" or "))
+
+
+def test_glue_numbers_glues_scalars_only(monkeypatch):
+    import myst_nb
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: glued.update({name: value}))
+    from scansnap.gluing import glue_numbers
+
+    glue_numbers("p", {"a": 1.5, "b": "x", "c": [1, 2], "d": True, "e": 3})
+    assert glued == {"p_a": 1.5, "p_b": "x", "p_e": 3}
+    with pytest.raises(ValueError, match="prefix"):
+        glue_numbers("not a prefix", {})

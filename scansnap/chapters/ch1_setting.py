@@ -21,7 +21,8 @@ import torch
 from .. import theory
 from .._validate import as_int_list, check_float, check_int, check_tensor
 from ..data import SYN_MEDIUM_QUERIES, SequenceClasses, syn_medium, syn_small, weakly_correlated
-from ..metrics import Assumption2, assumption2
+from ..dynamics import Run
+from ..metrics import Assumption2, assumption2, common_mass
 from ..models import attention_from_counts
 from ..plots import FigureResult, class_color, class_rgb, freeze_layout, new_figure, sequence_rgb
 
@@ -130,8 +131,31 @@ def lemma2_convergence(
         panel.spines[["top", "right"]].set_visible(False)
     data = dict(T=Ts, l1_mean=l1_mean, l1_q05=l1_q05, l1_q95=l1_q95, slope=slope,
                 freq_quantile=freq_q, bound=bound.tolist(), violation_rate=rates,
-                max_violation_rate=max_rates, delta=delta, batch_size=batch_size, n=n)
+                max_violation_rate=max_rates, delta=delta, batch_size=batch_size, n=n,
+                # the numbers the page quotes:
+                gap_T128=float(np.interp(np.log(128), np.log(T_arr), l1_mean)),
+                gap_last=l1_mean[-1], T_last=Ts[-1], violation=max(rates))
     return FigureResult(fig, data)
+
+
+def training_summary(run: Run, n: int = 0, fit_loss: float = 1e-3) -> dict[str, Any]:
+    """What chapter 1 quotes of a training run, over its seeds: class ``n``'s attention mass
+    on common tokens at the start and end of seed 1 (``mass0``, ``mass1``) and its range over
+    the seeds at the end (``mass_lo``, ``mass_hi``), the number of ``seeds`` and ``steps``,
+    the first step whose loss is below ``fit_loss`` (``fit_lo``, ``fit_hi`` over the seeds;
+    −1 if never) and the distinct tokens (1-based rank within their class) that end with the
+    most attention (``top``, e.g. ``"10"``)."""
+    classes = run.classes
+    mass = common_mass(classes, run.Z)  # [R, S, K]
+    below = run.loss < fit_loss  # [R, steps]
+    fit = [int(row.nonzero()[0]) if bool(row.any()) else -1 for row in below]
+    c_last = run.attention()[:, -1]  # [R, K, M]
+    top = sorted({int(c_last[r, k, classes.distinct_tokens(k)].argmax()) + 1
+                  for r in range(len(run.configs)) for k in range(classes.K)})
+    return dict(mass0=float(mass[0, 0, n]), mass1=float(mass[0, -1, n]),
+                mass_lo=float(mass[:, -1, n].min()), mass_hi=float(mass[:, -1, n].max()),
+                seeds=len(run.configs), steps=int(run.steps[-1]), fit_lo=min(fit),
+                fit_hi=max(fit), top=" or ".join(str(t) for t in top))
 
 
 class ClassExplorer:
