@@ -92,9 +92,6 @@ class Run:
         axes = [_unique(c[i] for c in self.configs) for i in range(3)]
         if self.configs == list(itertools.product(*axes)):
             return tuple(len(a) for a in axes)  # type: ignore[return-value]
-        legacy = self.settings.get("grid")  # a grid a caller declared for concatenated runs
-        if legacy is not None and math.prod(len(v) for v in legacy) == len(self.configs):
-            return tuple(len(v) for v in legacy)  # type: ignore[return-value]
         raise ValueError("the runs are not an eta_y × eta_z × seeds product (e.g. explicit "
                          "pairs): reshape with Run.by_pair instead of Run.grid")
 

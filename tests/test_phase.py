@@ -263,6 +263,14 @@ def test_scan_snap_runs_and_summary(ss_run):
     assert np.all(s["dominant"][:, 0] == 0) and np.all(s["dominant"][:, -1] > 0)
     assert np.all(s["common"][:, -1] < 0)  # Theorem 2: common tokens are suppressed
     assert s["entropy"][1, -1] < s["entropy"][0, -1]  # larger eta_z, sparser
+    assert list(s["eta_z"]) == [1.0, 3.0] and s["ratio"] == 1.0
+    # one batched program: each pair's runs equal that pair trained alone
+    alone = train(ss_run.classes, eta_y=3.0, eta_z=3.0, seeds=2, steps=20, record_every=1,
+                  dtype=torch.float64)
+    torch.testing.assert_close(ss_run.Z[3], alone.Z[0])
+    with pytest.raises(ValueError, match="one ratio"):
+        ch5_phase_transition.scan_snap_summary(
+            train(ss_run.classes, pairs=[(1.0, 1.0), (2.0, 1.0)], seeds=1, steps=2))
 
 
 def test_init_overlap_C0_and_scan_snap_figure(ss_run):

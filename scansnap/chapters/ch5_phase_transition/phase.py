@@ -376,23 +376,16 @@ def scan_snap_runs(num_queries: int = 1, eta_z: Sequence[float] = (0.5, 1.0, 2.0
                    dtype: torch.dtype = torch.float64) -> Run:
     """Real SGD runs for the scan-then-snap picture: Syn-Medium with ``num_queries`` queries
     (2 classes each), ``η_Y = ratio · η_Z`` for each ``η_Z``, momentum 0.9, batch 128,
-    ``T = 128``, a snapshot every step (PAPER.md D.15). Returns the :class:`Run` (runs in
-    ``product(η_Y, η_Z, seeds)`` order: only the ``η_Y = ratio·η_Z`` pairs are run, one
-    :func:`train` call per ``η_Z``, concatenated)."""
+    ``T = 128``, a snapshot every step (PAPER.md D.15). Returns the :class:`Run`: the pairs
+    ``(ratio·η_Z, η_Z)`` × seeds, one batched :func:`train` program (read it with
+    :meth:`Run.by_pair`)."""
     q = check_int("num_queries", num_queries, low=1)
     etas = as_float_list("eta_z", eta_z, low=0.0)
     ratio = _check_positive("ratio", ratio)
     seed_list = as_int_list("seeds", seeds, low=0)
     classes = syn_medium(q)
-    runs = [train(classes, eta_y=ratio * ez, eta_z=ez, seeds=seed_list, steps=steps,
-                  init=init, record_every=1, dtype=dtype, progress=False) for ez in etas]
-    first = runs[0]
-    settings = dict(first.settings, grid=([ratio], etas, seed_list), pairs=True)
-    # grid() of the concatenation reshapes as [1, n_eta_z, n_seeds]: one η_Y per η_Z.
-    return Run(classes=classes, configs=[c for r in runs for c in r.configs], steps=first.steps,
-               Y=torch.cat([r.Y for r in runs]), Z=torch.cat([r.Z for r in runs]),
-               loss=torch.cat([r.loss for r in runs]),
-               diverged=torch.cat([r.diverged for r in runs]), settings=settings)
+    return train(classes, pairs=[(ratio * ez, ez) for ez in etas], seeds=seed_list, steps=steps,
+                 init=init, record_every=1, dtype=dtype, progress=False)
 
 
 def scan_snap_summary(run: Run) -> dict[str, np.ndarray]:
@@ -403,14 +396,16 @@ def scan_snap_summary(run: Run) -> dict[str, np.ndarray]:
     if not isinstance(run, Run):
         raise TypeError(f"run must be a Run, got {type(run).__name__}")
     classes = run.classes
-    grid = lambda v: run.grid(v)[0]  # noqa: E731 — [n_eta_z, n_seeds, ...]
-    H = grid(metrics.distinct_entropy(classes, run.Z).mean(-1))  # [E, N, S]
+    H = run.by_pair(metrics.distinct_entropy(classes, run.Z).mean(-1))  # [E, N, S]
     dl = metrics.distinct_logits(classes, run.Z)[..., -1]  # [R, S, K]: l0 = most likely distinct
-    dom = grid((dl - dl[:, :1]).mean(-1))
+    dom = run.by_pair((dl - dl[:, :1]).mean(-1))  # [E, N, S]
     cl = metrics.common_logits(classes, run.Z)
-    com = grid((cl - cl[:, :1]).mean((-1, -2)))
-    return dict(steps=run.steps.numpy(), eta_z=np.array(run.settings["grid"][1]),
-                ratio=float(run.settings["grid"][0][0]), entropy=H.mean(1).numpy(),
+    com = run.by_pair((cl - cl[:, :1]).mean((-1, -2)))  # [E, N, S]
+    eta_y, eta_z = (np.array(axis) for axis in zip(*run.pairs))
+    ratios = np.unique(eta_y / eta_z)
+    if len(ratios) != 1:
+        raise ValueError(f"run must have one ratio eta_y/eta_z (a scan_snap_runs run), got {ratios}")
+    return dict(steps=run.steps.numpy(), eta_z=eta_z, ratio=float(ratios[0]), entropy=H.mean(1).numpy(),
                 entropy_sem=(H.std(1) / math.sqrt(H.shape[1])).numpy(), dominant=dom.mean(1).numpy(),
                 common=com.mean(1).numpy())
 
