@@ -10,7 +10,9 @@ common tokens' rows, ``C = num_common + num_queries·common_per_query``), ``Y_di
 the query tokens) — and the distinct products run grouped by class (examples padded to the
 largest class count) instead of densely over ``M × M``. Every other entry keeps its initial
 value under SGD and Adam alike (zero gradient, zero moments), as long as there is no weight
-decay; :func:`blocks_to_full` writes the blocks back into full matrices.
+decay; :func:`blocks_to_full` writes the blocks back into full matrices. At Fig 6's sizes a
+step is bound by memory traffic over ``[runs, B, M]`` tensors, not by FLOPs, so a training loop
+hands :func:`grouped_step` a :class:`Workspace` whose buffers the large intermediates reuse.
 
 :func:`grouped_step` equals :func:`scansnap.models.yz_logits` + cross-entropy + autograd to
 rounding (``tests/test_dynamics.py`` checks it for SGD and Adam, normalized or not).
