@@ -120,8 +120,11 @@ def main() -> None:
     start = time.perf_counter()
     sweep = fig6_sweep(dtype=dtype)
     batched = time.perf_counter() - start
-    loops = {kind: one_at_a_time(kind, args.sample, dtype)
-             for kind in ("authors", "counts", "train")}
+    print(f"batched fig6_sweep: {batched:.1f} s", flush=True)
+    loops = {}
+    for kind in ("authors", "counts", "train"):
+        loops[kind] = one_at_a_time(kind, args.sample, dtype)
+        print(f"one at a time ({kind}): {loops[kind]:.0f} s", flush=True)
     rates = {runs: population_rates(runs, args.rounds) for runs in (1, 64)}
 
     names = {"authors": "one run at a time, authors' style (token-level batches)",

@@ -188,12 +188,12 @@ class SequenceClasses:
             n = torch.full((batch_size,), self._check_class(n), dtype=torch.long)
         shares = self._binomial_shares[n]  # [B, S]
         left = torch.full((batch_size,), float(seq_len - 1), dtype=torch.float64)
-        counts = torch.empty(batch_size, shares.shape[1], dtype=torch.float64)
-        for j in range(shares.shape[1]):
-            drawn = torch.binomial(left, shares[:, j], generator=generator)
-            counts[:, j] = drawn
-            left -= drawn
-        return n, counts.to(dtype)
+        columns = []
+        for share in shares.T.contiguous():  # one contiguous row per token: no strided copies
+            drawn = torch.binomial(left, share, generator=generator)
+            columns.append(drawn)
+            left = left - drawn
+        return n, torch.stack(columns, 1).to(dtype)
 
     # --- helpers ----------------------------------------------------------------------------
     def _check_class(self, n: int) -> int:

@@ -36,8 +36,8 @@ from ._validate import (
     SEED_MAX, check_int, check_memory, check_seed,
 )
 from .data import SequenceClasses
-from .grouped import (GroupedBatch, Layout, blocks_to_full, expected_step, full_to_blocks,
-                      grouped_step)
+from .grouped import (GroupedBatch, Layout, Workspace, blocks_to_full, expected_step,
+                      full_to_blocks, grouped_step)
 from .models import INITS, full_to_yz, init_full, init_yz, yz_logits
 
 OPTIMIZERS = ("sgd", "adam")
@@ -259,6 +259,7 @@ def train(
         params = full_to_blocks(layout, *(p.to(device) for p in full))
         lrs = _block_rates(lrs, params)
         base_Y, base_Z = full
+        workspace = Workspace()
 
         def write_yz(p: Params, Y: torch.Tensor, Z: torch.Tensor) -> None:
             Y.copy_(base_Y)
@@ -274,7 +275,7 @@ def train(
             n, support_counts, targets = batch
             step_batch = GroupedBatch.build(layout, n, support_counts,
                                             classes.next_tokens.to(device)[n])
-            return grouped_step(layout, *p, step_batch, normalize=normalize)
+            return grouped_step(layout, *p, step_batch, normalize=normalize, workspace=workspace)
     else:
         params = [p.to(device) for p in full]
 

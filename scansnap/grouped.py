@@ -10,7 +10,9 @@ common tokens' rows, ``C = num_common + num_queries·common_per_query``), ``Y_di
 the query tokens) — and the distinct products run grouped by class (examples padded to the
 largest class count) instead of densely over ``M × M``. Every other entry keeps its initial
 value under SGD and Adam alike (zero gradient, zero moments), as long as there is no weight
-decay; :func:`blocks_to_full` writes the blocks back into full matrices.
+decay; :func:`blocks_to_full` writes the blocks back into full matrices. At Fig 6's sizes a
+step is bound by memory traffic over ``[runs, B, M]`` tensors, not by FLOPs, so a training loop
+hands :func:`grouped_step` a :class:`Workspace` whose buffers the large intermediates reuse.
 
 :func:`grouped_step` equals :func:`scansnap.models.yz_logits` + cross-entropy + autograd to
 rounding (``tests/test_dynamics.py`` checks it for SGD and Adam, normalized or not).
@@ -45,9 +47,9 @@ class Layout:
     def of(cls, classes: SequenceClasses) -> Layout:
         common = classes.num_common + classes.num_queries * classes.common_per_query
         K, U = classes.K, classes.distinct_per_next
-        # Groups of a few classes: a batched GEMM of tiny matrices ([≈B/K, U] @ [U, M]) is
-        # dominated by per-matrix overhead, so b classes share one [b·U]-row block (the zeros of
-        # the other classes' columns cost less than the overhead saved); b divides K.
+        # Groups of b classes (b divides K) share one [b·U]-row block when U is so small that a
+        # batched GEMM of [≈B/K, U] @ [U, M] matrices would be all per-matrix overhead; the zeros
+        # of the other classes' columns cost FLOPs, so b·U stays at most _BLOCK_ROWS.
         block = max(b for b in range(1, K + 1) if K % b == 0 and (b == 1 or b * U <= _BLOCK_ROWS))
         return cls(M=classes.M, K=K, num_queries=classes.num_queries, num_common=common,
                    distinct=U, first_query=common + K * U,
@@ -56,42 +58,33 @@ class Layout:
 
 
 @dataclass
-class GroupedBatch:
-    """One step's examples, per seed ``D`` (batch size ``B``), indexed for :func:`grouped_step`.
+class Grouping:
+    """One class-grouped layout of a step's examples: groups of ``block`` classes (their
+    distinct rows of ``Y`` are one ``[b·U]``-row block), ``G`` slots per group, per seed.
 
-    ``log_counts [D, B, S]`` (``-inf`` for absent tokens); ``z_index [D, B·S]`` into the
-    flattened ``Z_query [num_queries·M]``; ``common_pos [D, B, C_n]`` the common tokens' rows;
-    ``order [D·K·G]`` the example (flat over seeds, ``d·B + b``) in each slot of the
-    class-grouped layout (``G`` slots per class, padding repeats the seed's example 0),
-    ``filled [D, K·G, 1]`` 1 for real slots, ``slot [D·B]`` each example's slot (flat,
-    ``d·K·G + s``); ``distinct_columns [D, B, U]`` where an example's distinct tokens sit in
-    its group's ``[b·U]`` rows (with groups of ``b = Layout.block`` classes, ``K`` above reads
-    ``K/b``); ``targets [D, B, 1]`` and ``minus_one [D, B, 1]`` (for ``p − e_target``).
+    ``order [D·groups·G]`` the example (flat over seeds, ``d·B + b``) in each slot (padding
+    repeats the seed's example 0), ``filled [D, groups·G, 1]`` 1 for real slots, ``slot [D·B]``
+    each example's slot (flat, ``d·groups·G + s``), ``columns [D, B, U]`` where an example's
+    distinct tokens sit in its group's ``b·U`` rows; ``in_order``: the grouped layout is the
+    batch itself (one group, or population), so no copies are needed.
     """
 
-    log_counts: torch.Tensor
-    z_index: torch.Tensor
-    common_pos: torch.Tensor
+    block: int
+    groups: int
     order: torch.Tensor
     filled: torch.Tensor
     slot: torch.Tensor
-    distinct_columns: torch.Tensor
-    targets: torch.Tensor
-    minus_one: torch.Tensor
-    common_in_order: bool  # every class sees exactly the common tokens 0..C-1: no scatter
-    in_order: bool  # the grouped layout is the batch itself (one group, or population)
+    columns: torch.Tensor
+    in_order: bool
 
     @classmethod
-    def build(cls, layout: Layout, n: torch.Tensor, counts: torch.Tensor,
-              targets: torch.Tensor) -> GroupedBatch:
-        """From classes ``n [D, B]``, support counts ``[D, B, S]`` and targets ``[D, B]``."""
+    def of(cls, layout: Layout, n: torch.Tensor, dtype: torch.dtype) -> Grouping:
+        """Sort each seed's classes ``n [D, B]`` by group of ``layout.block`` classes, then slot
+        j of group k."""
         D, B = n.shape
-        support = layout.support.to(n.device)[n]  # [D, B, S]
-        rows = layout.class_query.to(n.device)[n]  # [D, B]
-        z_index = (rows[..., None] * layout.M + support).reshape(D, -1)
-        # Grouped slots: sort each seed's examples by group of classes, then slot j of group k.
-        groups = layout.K // layout.block
-        group = n // layout.block  # [D, B]
+        block = layout.block
+        groups = layout.K // block
+        group = n // block  # [D, B]
         per_group = torch.nn.functional.one_hot(group, groups).sum(1)  # [D, groups]
         G = max(int(per_group.max()), 1)
         sorted_group, order = torch.sort(group, dim=1, stable=True)  # [D, B]
@@ -101,20 +94,85 @@ class GroupedBatch:
         slot = torch.empty_like(n).scatter_(1, order, slot_sorted)
         grouped = torch.zeros(D, groups * G, dtype=torch.long, device=n.device)
         grouped.scatter_(1, slot_sorted, order)
-        filled = torch.zeros(D, groups * G, 1, dtype=counts.dtype, device=n.device)
+        filled = torch.zeros(D, groups * G, 1, dtype=dtype, device=n.device)
         filled.scatter_(1, slot_sorted[..., None], 1.0)
         seeds = torch.arange(D, device=n.device)[:, None]
         U = layout.distinct
-        columns = (n % layout.block)[..., None] * U + torch.arange(U, device=n.device)
-        return cls(log_counts=counts.log(), z_index=z_index,
-                   common_pos=support[..., : layout.class_common],
-                   order=(seeds * B + grouped).reshape(-1), filled=filled,
-                   slot=(seeds * groups * G + slot).reshape(-1), distinct_columns=columns,
-                   targets=targets[..., None],
-                   minus_one=counts.new_full((D, B, 1), -1.0),
-                   common_in_order=layout.class_common == layout.num_common,
+        return cls(block=block, groups=groups, order=(seeds * B + grouped).reshape(-1),
+                   filled=filled, slot=(seeds * groups * G + slot).reshape(-1),
+                   columns=(n % block)[..., None] * U + torch.arange(U, device=n.device),
                    in_order=groups * G == B and bool(
                        (grouped == torch.arange(B, device=n.device)).all()))
+
+    def group(self, distinct: torch.Tensor) -> torch.Tensor:
+        """Per-example values on the distinct tokens ``[L, D, B, U]`` → the grouped layout
+        ``[L, D, groups, G, b·U]`` (in the group's columns; pads are 0)."""
+        L, D, B, U = distinct.shape
+        if self.block > 1:
+            distinct = distinct.new_zeros(L, D, B, self.block * U).scatter_(
+                3, self.columns.expand(L, D, B, U), distinct)
+        if not self.in_order:
+            distinct = _rows(distinct, self.order, D) * self.filled
+        return distinct.reshape(L, D, self.groups, -1, self.block * U)
+
+    def regroup(self, rows: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-example rows ``[L, D, B, F]`` → ``[L, D, groups, G, F]`` (pads hold example 0's
+        row: they meet zeros on the other side of every product); into ``out`` when given."""
+        L, D, _, F = rows.shape
+        rows = rows if self.in_order else _rows(rows, self.order, D, out)
+        return rows.view(L, D, self.groups, -1, F)
+
+    def ungroup(self, grouped: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Slot rows ``[L, D, groups, G, F]`` → each example's row ``[L, D, B, F]``."""
+        L, D, F = grouped.shape[0], grouped.shape[1], grouped.shape[-1]
+        grouped = grouped.reshape(L, D, -1, F)
+        return grouped if self.in_order else _rows(grouped, self.slot, D, out)
+
+    def slots(self) -> int:
+        """``groups · G``: the rows of the grouped layout per run."""
+        return self.filled.shape[1]
+
+    def own_columns(self, values: torch.Tensor) -> torch.Tensor:
+        """``[L, D, B, b·U]`` in the group's columns → the example's own ``[L, D, B, U]``."""
+        if self.block == 1:
+            return values
+        L, D, B, U = *values.shape[:3], self.columns.shape[-1]
+        return values.gather(3, self.columns.expand(L, D, B, U))
+
+
+@dataclass
+class GroupedBatch:
+    """One step's examples, per seed ``D`` (batch size ``B``), indexed for :func:`grouped_step`.
+
+    ``log_counts [D, B, S]`` (``-inf`` for absent tokens); ``z_index [D, B·S]`` into the
+    flattened ``Z_query [num_queries·M]``; ``common_pos [D, B, C_n]`` the common tokens' rows;
+    ``grouping`` the class-grouped layout of the distinct products (:class:`Grouping`, groups of
+    ``Layout.block`` classes);
+    ``targets [D, B, 1]`` and ``minus_one [D, B, 1]`` (for ``p − e_target``).
+    """
+
+    log_counts: torch.Tensor
+    z_index: torch.Tensor
+    common_pos: torch.Tensor
+    grouping: Grouping
+    targets: torch.Tensor
+    minus_one: torch.Tensor
+    common_in_order: bool  # every class sees exactly the common tokens 0..C-1: no scatter
+
+    @classmethod
+    def build(cls, layout: Layout, n: torch.Tensor, counts: torch.Tensor,
+              targets: torch.Tensor) -> GroupedBatch:
+        """From classes ``n [D, B]``, support counts ``[D, B, S]`` and targets ``[D, B]``."""
+        D, B = n.shape
+        support = layout.support.to(n.device)[n]  # [D, B, S]
+        rows = layout.class_query.to(n.device)[n]  # [D, B]
+        return cls(log_counts=counts.log(),
+                   z_index=(rows[..., None] * layout.M + support).reshape(D, -1),
+                   common_pos=support[..., : layout.class_common],
+                   grouping=Grouping.of(layout, n, counts.dtype),
+                   targets=targets[..., None],
+                   minus_one=counts.new_full((D, B, 1), -1.0),
+                   common_in_order=layout.class_common == layout.num_common)
 
 
 def grouped_step(
@@ -125,6 +183,7 @@ def grouped_step(
     batch: GroupedBatch,
     *,
     normalize: bool = True,
+    workspace: Workspace | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Per-run mean cross-entropy ``[R]`` and its gradients ``[∂Y_common, ∂Y_distinct, ∂Z_query]``.
 
@@ -132,14 +191,17 @@ def grouped_step(
     ``L`` learning-rate pairs by broadcasting. The forward is ``Yᵀ LN(Xᵀ b_T)`` of Section 3.1
     with ``Xᵀ b_T = q ⊙ exp(z_{ψ(n)}) / Σ q ⊙ exp(z_{ψ(n)})`` over the class's support; the
     backward is Lemma 1 (``∂Y = f (p − e_target)ᵀ``, and the softmax-through-LN chain for ``Z``).
+    ``workspace``: a :class:`Workspace` a training loop passes on every step to reuse the large
+    intermediates' storage (default: fresh tensors); the returned ``∂Y_distinct`` then lives in
+    it, valid until the next call.
     """
     D, B, S = batch.log_counts.shape
     R, C, M = Y_common.shape
-    L, U, Cn = R // D, layout.distinct, layout.class_common
-    groups, width = layout.K // layout.block, layout.block * layout.distinct
+    L, Cn = R // D, layout.class_common
     Yc = Y_common.view(L, D, C, M)
-    Yd = Y_distinct.view(L, D, groups, width, M)  # a group's distinct rows are contiguous
     Zf = Z_query.view(L, D, -1)
+    grouping = batch.grouping
+    space = workspace if workspace is not None else Workspace()
 
     # forward: attention over the support, then the decoder, common rows + class's distinct rows
     w, norm, u = _attention(Zf, batch, normalize)  # Xᵀ b_T and f = LN(Xᵀ b_T)  [L, D, B, S]
@@ -148,36 +210,43 @@ def grouped_step(
         u_common = u[..., :Cn]
     else:
         u_common = u.new_zeros(L, D, B, C).scatter_(3, common_pos, u[..., :Cn])  # [L, D, B, C]
-    regroup = (lambda t: t) if batch.in_order else (lambda t: _rows(t, batch.order, D))
-    ungroup = (lambda t: t) if batch.in_order else (lambda t: _rows(t, batch.slot, D))
     u_distinct = u[..., Cn:]  # [L, D, B, U]
-    if layout.block > 1:  # into the group's columns
-        u_distinct = u.new_zeros(L, D, B, width).scatter_(
-            3, batch.distinct_columns.expand(L, D, B, U), u_distinct)  # [L, D, B, b·U]
-    u_grouped = u_distinct if batch.in_order else regroup(u_distinct) * batch.filled
-    u_grouped = u_grouped.reshape(L, D, groups, -1, width)  # pads are 0    [L, D, K/b, G, b·U]
-    logits = ungroup(_mm(u_grouped, Yd).view(L, D, -1, M))  # each example's row of its class's block
+    u_grouped = grouping.group(u_distinct)  # pads are 0                 [L, D, groups, G, b·U]
+    Yd = Y_distinct.view(L, D, grouping.groups, -1, M)  # a group's rows are contiguous
+    grouped_logits = _bmm(u_grouped, Yd, space.take(  # each example's row of its class's block
+        "logits" if grouping.in_order else "grouped logits", (L, D, grouping.slots(), M), u))
+    logits = grouping.ungroup(grouped_logits, space.take("logits", (L, D, B, M), u))
     _add_mm(logits, u_common, Yc)  # + the common rows, in place                    [L, D, B, M]
-    p = torch.softmax(logits, dim=-1)  # one pass for both the loss and its gradient
+    # one pass for both the loss and its gradient (aten's out= form of torch.softmax: the
+    # public one has no out=, and a fresh [L, D, B, M] costs page faults every step)
+    p = torch.ops.aten._softmax.out(logits, -1, False, out=space.take("p", logits.shape, logits))
     targets = batch.targets.expand(L, D, B, 1)
     loss = -_log_target(logits, p, targets).view(R, B).mean(-1)
 
     # backward (Lemma 1): g = ∂J/∂logits = (p − e_target)/B; the 1/B goes on the small factors
     g = p.scatter_add_(-1, targets, batch.minus_one.expand(L, D, B, 1))  # in place  [L, D, B, M]
-    g_grouped = regroup(g).view(L, D, groups, -1, M)  # [L, D, K/b, G, M]
+    g_grouped = grouping.regroup(g, space.take("grouped g", (L, D, grouping.slots(), M), g))
     # (transposes made contiguous first: MKL's batched GEMM is several times slower on views)
     grad_Yc = _mm((u_common.transpose(-1, -2) / B).contiguous(), g)  # [L, D, C, M]
-    grad_Yd = _mm((u_grouped.transpose(-1, -2) / B).contiguous(), g_grouped)  # [L, D, K/b, b·U, M]
+    grad_Yd = _bmm((u_grouped.transpose(-1, -2) / B).contiguous(), g_grouped,
+                   space.take("grad Y_distinct", Y_distinct.shape, g))
     du_common = _mm(g, Yc.transpose(-1, -2))  # [L, D, B, C]
     if not batch.common_in_order:
         du_common = du_common.gather(3, common_pos)  # [L, D, B, Cn]
-    du_distinct = ungroup(_mm(g_grouped, Yd.transpose(-1, -2)).view(L, D, -1, width))
-    if layout.block > 1:  # back from the group's columns to the example's own
-        du_distinct = du_distinct.gather(3, batch.distinct_columns.expand(L, D, B, U))
+    du_distinct = grouping.own_columns(grouping.ungroup(_mm(g_grouped, Yd.transpose(-1, -2))))
     du = torch.cat([du_common, du_distinct], dim=-1).div_(B)  # ∂J/∂f               [L, D, B, S]
     grad_Z = _attention_backward(Zf, batch, w, norm, u, du)
     return loss, [grad_Yc.reshape(Y_common.shape), grad_Yd.reshape(Y_distinct.shape),
                   grad_Z.reshape(Z_query.shape)]
+
+
+def _bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` batched over the leading dimensions (``a`` contiguous, ``b`` a view of
+    contiguous blocks), written into ``out``."""
+    rows, inner, cols = a.shape[-2], a.shape[-1], b.shape[-1]
+    torch.bmm(a.reshape(-1, rows, inner), b.reshape(-1, inner, cols),
+              out=out.view(-1, rows, cols))
+    return out.view(*a.shape[:-1], cols)
 
 
 def expected_step(
@@ -280,14 +349,44 @@ def _log_target(logits: torch.Tensor, p: torch.Tensor, targets: torch.Tensor) ->
 
 
 _TINY = 1024  # multiply-adds per matrix below which _mm broadcasts
-_BLOCK_ROWS = 50  # largest b·U of a group of classes (measured: 40–50 is fastest for M = 240)
+_BLOCK_ROWS = 10  # largest b·U of a group of classes (measured: with the products written into a
+# Workspace, groups of one class (U = 10) are as fast as or faster than any larger for Fig 6's M)
 
 
-def _rows(values: torch.Tensor, flat_index: torch.Tensor, D: int) -> torch.Tensor:
+def _rows(values: torch.Tensor, flat_index: torch.Tensor, D: int,
+          out: torch.Tensor | None = None) -> torch.Tensor:
     """Whole rows of ``values [L, D, ..., F]`` (middle dimensions flattened, seeds first) at
-    ``flat_index [D·I]`` → ``[L, D, I, F]``: one copy per row."""
+    ``flat_index [D·I]`` → ``[L, D, I, F]``: one copy per row, into ``out`` when given."""
     L, F = values.shape[0], values.shape[-1]
-    return values.reshape(L, -1, F).index_select(1, flat_index).view(L, D, -1, F)
+    rows = values.reshape(-1, F)
+    index = (torch.arange(L, device=values.device)[:, None] * (rows.shape[0] // L)
+             + flat_index).reshape(-1)
+    if out is None:
+        return rows.index_select(0, index).view(L, D, -1, F)
+    return torch.index_select(rows, 0, index, out=out.view(-1, F)).view(L, D, -1, F)
+
+
+class Workspace:
+    """Storage for one training loop's large per-step intermediates, reused from step to step.
+
+    A fresh tensor of tens of MB costs the operating system's page faults on every step (more
+    than the copy into it); with a workspace each named buffer is allocated once, at its
+    largest size. The buffers are overwritten by the next step: nothing returned aliases them.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """An uninitialized contiguous tensor of ``shape`` (dtype and device of ``like``)."""
+        size = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if (buffer is None or buffer.numel() < size or buffer.dtype != like.dtype
+                or buffer.device != like.device):
+            # a little headroom: the grouped layouts' padding varies from step to step
+            buffer = torch.empty(size + size // 4, dtype=like.dtype, device=like.device)
+            self._buffers[name] = buffer
+        return buffer[:size].view(shape)
 
 
 def full_to_blocks(layout: Layout, Y: torch.Tensor, Z: torch.Tensor) -> list[torch.Tensor]:
