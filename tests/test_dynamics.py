@@ -431,6 +431,9 @@ def test_large_learning_rate_stays_finite(syn_small):
         (dict(model="full", init="zero"), ValueError, "init"),
         (dict(on_divergence="ignore"), ValueError, "on_divergence"),
         (dict(betas=(0.9,)), TypeError, "betas"),
+        (dict(model="full", init="random", d=0), ValueError, r"^d must be an integer in"),
+        (dict(pairs=[]), TypeError, "pairs"),
+        (dict(pairs=[(1.0, -1.0)]), ValueError, r"pairs\[0\]\[1\] \(eta_z\)"),
     ],
 )
 def test_bad_training_arguments(syn_small, kwargs, error, word):
@@ -443,3 +446,77 @@ def test_bad_classes_argument():
         train("syn-small")
     with pytest.raises(TypeError, match="classes"):
         population(None)
+
+
+def test_select_refuses_negative_indices_and_by_pair_refuses_other_orders(syn_small):
+    """select takes indices 0..R-1 only (a negative one is a mistake, not "from the end");
+    by_pair refuses runs that are not pairs × seeds with seeds fastest, e.g. reordered ones."""
+    run = train(syn_small, eta_y=[1.0, 2.0], seeds=[1, 2], steps=2, record_every=None)
+    assert run.by_pair(run.loss).shape == (2, 2, 2)
+    with pytest.raises(ValueError, match="indices"):
+        run.select([-1])
+    reordered = run.select([1, 0, 2, 3])  # seed 2 before seed 1 in the first pair only
+    with pytest.raises(ValueError, match=r"pairs × seeds with seeds fastest"):
+        reordered.by_pair(reordered.loss)
+
+
+def test_batches_bad_arguments(syn_small):
+    """batches() validates its sizes when the first batch is drawn, naming the parameter."""
+    with pytest.raises(ValueError, match="batch_size"):
+        next(batches(syn_small, 1, 0, 8))
+    with pytest.raises(ValueError, match="seq_len"):
+        next(batches(syn_small, 1, 4, 1))
+
+
+def test_settings_record_what_was_run(syn_small):
+    """Run.settings records the configuration that later readers rely on (the optimizer and
+    momentum for growth budgets, kind and normalize for Lemma 2 checks, the product grid)."""
+    run = train(syn_small, eta_y=[0.1, 0.2], eta_z=0.3, seeds=[4, 5], steps=2, batch_size=4,
+                seq_len=8, optimizer="adam", momentum=0.5, betas=(0.8, 0.95), eps=1e-7,
+                init="random", normalize=False, residual=True, weight_decay=0.01,
+                record_every=None)
+    assert run.settings == dict(kind="train", optimizer="adam", momentum=0.5, init="random",
+                                model="yz", d=128, batch_size=4, seq_len=8, normalize=False,
+                                residual=True, weight_decay=0.01, betas=(0.8, 0.95), eps=1e-7,
+                                grid=([0.1, 0.2], [0.3], [4, 5]))
+    pop = population(syn_small, eta_y=1.0, eta_z=[0.5, 1.0], steps=2, normalize=False)
+    assert pop.settings == dict(kind="population", optimizer="sgd", momentum=0.0, init="zero",
+                                model="yz", normalize=False, grid=([1.0], [0.5, 1.0], [1]))
+    assert "grid" not in train(syn_small, pairs=[(1.0, 1.0)], steps=1).settings
+
+
+def test_full_model_default_width_is_the_authors_d(syn_small):
+    """model="full" defaults to width d = 128, the authors' decoder_only.py d=128 (PAPER.md)."""
+    shapes = []
+    train(syn_small, eta_y=0.1, eta_z=0.1, steps=1, model="full", init="random",
+          record_every=None, observe=lambda step, params, batch: shapes.append(
+              [tuple(p.shape) for p in params]))
+    assert shapes == [[(1, 34, 128), (1, 128, 128), (1, 128, 128), (1, 128, 128)]]
+
+
+@pytest.mark.parametrize("dynamics", ["train", "population"])
+def test_float32_runs_match_float64(syn_small, dynamics):
+    """dtype=torch.float32 runs in single precision end to end (snapshots and losses are
+    float32) and follows the float64 trajectory to single-precision accuracy (from zero init:
+    a random init draws other numbers in another dtype)."""
+    kwargs = dict(eta_y=[1.0, 3.0], eta_z=1.0, steps=20, seeds=[1, 2], record_every=10)
+    if dynamics == "train":
+        kwargs |= dict(batch_size=16, seq_len=32)
+    fn = train if dynamics == "train" else population
+    single, double = fn(syn_small, dtype=torch.float32, **kwargs), fn(syn_small, **kwargs)
+    for got, want in [(single.Y, double.Y), (single.Z, double.Z), (single.loss, double.loss)]:
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, want.float(), rtol=1e-3, atol=1e-4)
+        assert not torch.equal(got.double(), want)  # really computed in single precision
+
+
+def test_progress_bar_names_the_runs(syn_small, capsys):
+    """progress=True shows a bar labelled with the kind of dynamics and the number of runs;
+    progress=False (and the default for a small job) shows nothing."""
+    train(syn_small, eta_y=[1.0, 2.0], steps=3, progress=True, record_every=None)
+    assert "train (2 runs)" in capsys.readouterr().err
+    population(syn_small, steps=3, progress=True)
+    assert "population (1 runs)" in capsys.readouterr().err
+    train(syn_small, steps=3, record_every=None)
+    train(syn_small, steps=3, progress=False, record_every=None)
+    assert capsys.readouterr().err == ""
