@@ -242,6 +242,10 @@ def test_fig6_explorer_frames(small_sweep):
     frames, labels = phase.fig6_explorer_frames(small_sweep)
     assert labels == ["1/2 (M=33)", "3/6 (M=79)"]
     assert all(isinstance(f, Figure) for f in frames)
+    for frame, (q, _, _) in zip(frames, small_sweep.panels):  # each map is its panel's means
+        for ax, init in zip(frame.axes, small_sweep.inits):
+            np.testing.assert_array_equal(ax.images[0].get_array(),
+                                          small_sweep.stats(q, init)["mean"])
     assert len(plt.get_fignums()) == 0  # not pyplot figures: nothing stays open
     with pytest.raises(TypeError, match="sweep must be a Sweep"):
         phase.fig6_explorer_frames(None)
@@ -284,6 +288,13 @@ def test_training_frames(ss_run):
     frames, labels = phase.training_frames(ss_run, eta_z=3.0, seed=2, every=8)
     assert labels == ["t=0", "t=8", "t=16", "t=20"]
     assert all(isinstance(f, Figure) for f in frames)
+    # the bars are c_1 of the (eta_z = 3, seed 2) run on class 0's support at those steps
+    classes = ss_run.classes
+    c = metrics.attention(classes, ss_run.Z[ss_run.index(eta_z=3.0, seed=2)[0]])[:, 0]
+    support = torch.cat([classes.common_tokens(0), classes.distinct_tokens(0)])
+    for frame, step in zip(frames, [0, 8, 16, 20]):
+        heights = [bar.get_height() for bar in frame.axes[0].patches]
+        np.testing.assert_allclose(heights, c[step, support].numpy(), rtol=1e-12)
     with pytest.raises(ValueError, match="not in the run"):
         phase.training_frames(ss_run, eta_z=0.5, seed=1)
     with pytest.raises(ValueError, match="klass"):
