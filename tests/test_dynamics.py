@@ -433,12 +433,25 @@ def test_large_learning_rate_stays_finite(syn_small):
         (dict(betas=(0.9,)), TypeError, "betas"),
         (dict(model="full", init="random", d=0), ValueError, r"^d must be an integer in"),
         (dict(pairs=[]), TypeError, "pairs"),
+        (dict(weight_decay=-0.1), ValueError, "weight_decay"),
+        (dict(eps=0.0), ValueError, "eps"),
+        (dict(normalize="yes"), TypeError, "normalize"),
         (dict(pairs=[(1.0, -1.0)]), ValueError, r"pairs\[0\]\[1\] \(eta_z\)"),
     ],
 )
 def test_bad_training_arguments(syn_small, kwargs, error, word):
     with pytest.raises(error, match=word):
         train(syn_small, **{"steps": 2, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs,error,word", [
+    (dict(steps=0), ValueError, "steps"),
+    (dict(eta_y=-1.0), ValueError, "eta_y"),
+    (dict(normalize=1), TypeError, "normalize"),
+])
+def test_bad_population_arguments(syn_small, kwargs, error, word):
+    with pytest.raises(error, match=word):
+        population(syn_small, **{"steps": 2, **kwargs})
 
 
 def test_bad_classes_argument():
@@ -520,3 +533,79 @@ def test_progress_bar_names_the_runs(syn_small, capsys):
     train(syn_small, steps=3, record_every=None)
     train(syn_small, steps=3, progress=False, record_every=None)
     assert capsys.readouterr().err == ""
+
+
+def test_select_and_concat_keep_the_settings_they_share(syn_small):
+    """select keeps the runs' settings but not a declared grid (a reordering of a grid's runs is
+    no grid); concat keeps only the settings all its runs share."""
+    run = train(syn_small, eta_y=[1.0, 2.0], eta_z=[1.0, 2.0], seeds=[1, 2], steps=2,
+                record_every=None)
+    shuffled = run.select([1, 0, 2, 3, 4, 5, 6, 7])  # seeds swapped in the first pair only
+    assert shuffled.settings == {k: v for k, v in run.settings.items() if k != "grid"}
+    with pytest.raises(ValueError, match="product"):
+        shuffled.grid(shuffled.loss)
+    other = train(syn_small, eta_y=3.0, seeds=[1, 2], steps=2, momentum=0.0, record_every=None)
+    both = Run.concat([run, other])
+    assert "momentum" not in both.settings and "grid" not in both.settings
+    assert both.settings["kind"] == "train" and both.settings["optimizer"] == "sgd"
+
+
+def test_run_repr_summarizes_the_runs(syn_small):
+    run = train(syn_small, eta_y=[1.0, 1e308], eta_z=1e308, steps=5, init="random",
+                record_every=2, on_divergence="flag")
+    assert repr(run) == "Run(R=2 runs, S=4 snapshots of steps 0..5, M=34, diverged=1)"
+
+
+def test_observe_on_the_autograd_path(syn_small):
+    """observe works the same on the autograd path (residual here): each step's index, the
+    parameters before its update and the step's batch."""
+    seen = []
+    run = train(syn_small, eta_y=0.5, steps=3, batch_size=4, seq_len=8, init="random", seeds=3,
+                residual=True, record_every=1,
+                observe=lambda step, params, batch: seen.append(
+                    (step, [t.clone() for t in params], batch)))
+    assert [step for step, _, _ in seen] == [0, 1, 2]
+    stream = batches(syn_small, 3, 4, 8)
+    for step, (Y, Z), (counts, _, targets) in seen:
+        assert torch.equal(Y, run.Y[:, step]) and torch.equal(Z, run.Z[:, step])
+        want_counts, _, want_targets = next(stream)
+        assert torch.equal(counts[0], want_counts) and torch.equal(targets[0], want_targets)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_population_loss_is_the_expected_loss_of_lemma2(syn_small, normalize):
+    """population's loss[:, t] is J = −(1/K) Σ_n log softmax(Yᵀ f_n)[next token of n] at
+    snapshot t, with f_n = c_n (Eqn 5), ℓ2-normalized when normalize=True; each run moves at its
+    own η_Y (the first step from zero init is η_Y times the same gradient)."""
+    run = population(syn_small, eta_y=[1.0, 3.0], eta_z=2.0, steps=6, normalize=normalize)
+    assert run.configs == [(1.0, 2.0, 1), (3.0, 2.0, 1)]
+    f = run.attention()  # [R, S, K, M]
+    if normalize:
+        f = f / f.norm(dim=-1, keepdim=True)
+    log_p = torch.log_softmax(f @ run.Y, dim=-1)  # [R, S, K, M]
+    nxt = syn_small.next_tokens
+    J = -log_p[..., torch.arange(syn_small.K), nxt].mean(-1)  # [R, S]
+    torch.testing.assert_close(run.loss, J[:, :-1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(run.Y[1, 1], 3.0 * run.Y[0, 1], rtol=1e-12, atol=1e-15)
+
+
+def test_random_init_is_uniform_within_the_documented_bound(syn_small):
+    """init="random": Y, Z ~ U(±1/√M) for the (Y, Z) model; for the full model U ~ N(0, 1/d)
+    and W_Q, W_K, W_V ~ U(±1/√d). Each seed's draw is reproducible."""
+    run = train(syn_small, steps=1, init="random", seeds=[1, 2], record_every=None)
+    bound = 1 / math.sqrt(34)
+    for W in (run.Y[:, 0], run.Z[:, 0]):
+        assert W.abs().max() < bound and W.abs().max() > 0.95 * bound
+        assert abs(W.std().item() - bound / math.sqrt(3)) < 0.05 * bound
+    first = []
+    kwargs = dict(eta_y=0.1, eta_z=0.1, steps=1, model="full", d=64, init="random", seeds=4,
+                  record_every=None)
+    for _ in range(2):
+        train(syn_small, observe=lambda step, params, batch: first.append(
+            [t.clone() for t in params]), **kwargs)
+    (U, W_Q, W_K, W_V), again = first
+    for a, b in zip(first[0], again):
+        assert torch.equal(a, b)
+    assert abs(U.std().item() - 1 / 8) < 0.05 / 8
+    for W in (W_Q, W_K, W_V):
+        assert W.abs().max() < 1 / 8 and W.abs().max() > 0.95 / 8
