@@ -82,6 +82,15 @@ def test_memory_estimate_counts_the_snapshots_train_allocates(classes):
             assert parts["steps / record_every"] == sum(t.nbytes for t in (run.Y, run.Z, run.loss))
 
 
+def test_many_small_yz_runs_fit_a_small_budget(classes, monkeypatch):
+    """100 (Y, Z) runs of one step need about 7 MB (snapshots, parameters with their gradients
+    and buffers, M × M each): they are not refused under a 64 MiB budget."""
+    monkeypatch.setattr(_validate, "memory_budget", lambda device=None: 64 * 2**20)
+    run = train(classes, eta_y=[0.01 * (i + 1) for i in range(100)], steps=1, batch_size=2,
+                seq_len=8, record_every=None, progress=False)
+    assert run.loss.shape == (100, 1)
+
+
 # 20 runs × 20 000 examples: dense logits [runs × batch, M] take 109 MB, one batch 5 MB
 _MANY_RUNS_BIG_BATCH = dict(eta_y=[0.01 * (i + 1) for i in range(20)], steps=1, batch_size=20_000,
                             seq_len=8, record_every=None, progress=False)
