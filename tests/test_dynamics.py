@@ -431,6 +431,12 @@ def test_large_learning_rate_stays_finite(syn_small):
         (dict(model="full", init="zero"), ValueError, "init"),
         (dict(on_divergence="ignore"), ValueError, "on_divergence"),
         (dict(betas=(0.9,)), TypeError, "betas"),
+        (dict(model="full", init="random", d=0), ValueError, r"^d must be an integer in"),
+        (dict(pairs=[]), TypeError, "pairs"),
+        (dict(weight_decay=-0.1), ValueError, "weight_decay"),
+        (dict(eps=0.0), ValueError, "eps"),
+        (dict(normalize="yes"), TypeError, "normalize"),
+        (dict(pairs=[(1.0, -1.0)]), ValueError, r"pairs\[0\]\[1\] \(eta_z\)"),
     ],
 )
 def test_bad_training_arguments(syn_small, kwargs, error, word):
@@ -438,8 +444,168 @@ def test_bad_training_arguments(syn_small, kwargs, error, word):
         train(syn_small, **{"steps": 2, **kwargs})
 
 
+@pytest.mark.parametrize("kwargs,error,word", [
+    (dict(steps=0), ValueError, "steps"),
+    (dict(eta_y=-1.0), ValueError, "eta_y"),
+    (dict(normalize=1), TypeError, "normalize"),
+])
+def test_bad_population_arguments(syn_small, kwargs, error, word):
+    with pytest.raises(error, match=word):
+        population(syn_small, **{"steps": 2, **kwargs})
+
+
 def test_bad_classes_argument():
     with pytest.raises(TypeError, match="classes"):
         train("syn-small")
     with pytest.raises(TypeError, match="classes"):
         population(None)
+
+
+def test_select_refuses_negative_indices_and_by_pair_refuses_other_orders(syn_small):
+    """select takes indices 0..R-1 only (a negative one is a mistake, not "from the end");
+    by_pair refuses runs that are not pairs × seeds with seeds fastest, e.g. reordered ones."""
+    run = train(syn_small, eta_y=[1.0, 2.0], seeds=[1, 2], steps=2, record_every=None)
+    assert run.by_pair(run.loss).shape == (2, 2, 2)
+    with pytest.raises(ValueError, match="indices"):
+        run.select([-1])
+    reordered = run.select([1, 0, 2, 3])  # seed 2 before seed 1 in the first pair only
+    with pytest.raises(ValueError, match=r"pairs × seeds with seeds fastest"):
+        reordered.by_pair(reordered.loss)
+
+
+def test_batches_bad_arguments(syn_small):
+    """batches() validates its sizes when the first batch is drawn, naming the parameter."""
+    with pytest.raises(ValueError, match="batch_size"):
+        next(batches(syn_small, 1, 0, 8))
+    with pytest.raises(ValueError, match="seq_len"):
+        next(batches(syn_small, 1, 4, 1))
+
+
+def test_settings_record_what_was_run(syn_small):
+    """Run.settings records the configuration that later readers rely on (the optimizer and
+    momentum for growth budgets, kind and normalize for Lemma 2 checks, the product grid)."""
+    run = train(syn_small, eta_y=[0.1, 0.2], eta_z=0.3, seeds=[4, 5], steps=2, batch_size=4,
+                seq_len=8, optimizer="adam", momentum=0.5, betas=(0.8, 0.95), eps=1e-7,
+                init="random", normalize=False, residual=True, weight_decay=0.01,
+                record_every=None)
+    assert run.settings == dict(kind="train", optimizer="adam", momentum=0.5, init="random",
+                                model="yz", d=128, batch_size=4, seq_len=8, normalize=False,
+                                residual=True, weight_decay=0.01, betas=(0.8, 0.95), eps=1e-7,
+                                grid=([0.1, 0.2], [0.3], [4, 5]))
+    pop = population(syn_small, eta_y=1.0, eta_z=[0.5, 1.0], steps=2, normalize=False)
+    assert pop.settings == dict(kind="population", optimizer="sgd", momentum=0.0, init="zero",
+                                model="yz", normalize=False, grid=([1.0], [0.5, 1.0], [1]))
+    assert "grid" not in train(syn_small, pairs=[(1.0, 1.0)], steps=1).settings
+
+
+def test_full_model_default_width_is_the_authors_d(syn_small):
+    """model="full" defaults to width d = 128, the authors' decoder_only.py d=128 (PAPER.md)."""
+    shapes = []
+    train(syn_small, eta_y=0.1, eta_z=0.1, steps=1, model="full", init="random",
+          record_every=None, observe=lambda step, params, batch: shapes.append(
+              [tuple(p.shape) for p in params]))
+    assert shapes == [[(1, 34, 128), (1, 128, 128), (1, 128, 128), (1, 128, 128)]]
+
+
+@pytest.mark.parametrize("dynamics", ["train", "population"])
+def test_float32_runs_match_float64(syn_small, dynamics):
+    """dtype=torch.float32 runs in single precision end to end (snapshots and losses are
+    float32) and follows the float64 trajectory to single-precision accuracy (from zero init:
+    a random init draws other numbers in another dtype)."""
+    kwargs = dict(eta_y=[1.0, 3.0], eta_z=1.0, steps=20, seeds=[1, 2], record_every=10)
+    if dynamics == "train":
+        kwargs |= dict(batch_size=16, seq_len=32)
+    fn = train if dynamics == "train" else population
+    single, double = fn(syn_small, dtype=torch.float32, **kwargs), fn(syn_small, **kwargs)
+    for got, want in [(single.Y, double.Y), (single.Z, double.Z), (single.loss, double.loss)]:
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, want.float(), rtol=1e-3, atol=1e-4)
+        assert not torch.equal(got.double(), want)  # really computed in single precision
+
+
+def test_progress_bar_names_the_runs(syn_small, capsys):
+    """progress=True shows a bar labelled with the kind of dynamics and the number of runs;
+    progress=False (and the default for a small job) shows nothing."""
+    train(syn_small, eta_y=[1.0, 2.0], steps=3, progress=True, record_every=None)
+    assert "train (2 runs)" in capsys.readouterr().err
+    population(syn_small, steps=3, progress=True)
+    assert "population (1 runs)" in capsys.readouterr().err
+    train(syn_small, steps=3, record_every=None)
+    train(syn_small, steps=3, progress=False, record_every=None)
+    assert capsys.readouterr().err == ""
+
+
+def test_select_and_concat_keep_the_settings_they_share(syn_small):
+    """select keeps the runs' settings but not a declared grid (a reordering of a grid's runs is
+    no grid); concat keeps only the settings all its runs share."""
+    run = train(syn_small, eta_y=[1.0, 2.0], eta_z=[1.0, 2.0], seeds=[1, 2], steps=2,
+                record_every=None)
+    shuffled = run.select([1, 0, 2, 3, 4, 5, 6, 7])  # seeds swapped in the first pair only
+    assert shuffled.settings == {k: v for k, v in run.settings.items() if k != "grid"}
+    with pytest.raises(ValueError, match="product"):
+        shuffled.grid(shuffled.loss)
+    other = train(syn_small, eta_y=3.0, seeds=[1, 2], steps=2, momentum=0.0, record_every=None)
+    both = Run.concat([run, other])
+    assert "momentum" not in both.settings and "grid" not in both.settings
+    assert both.settings["kind"] == "train" and both.settings["optimizer"] == "sgd"
+
+
+def test_run_repr_summarizes_the_runs(syn_small):
+    run = train(syn_small, eta_y=[1.0, 1e308], eta_z=1e308, steps=5, init="random",
+                record_every=2, on_divergence="flag")
+    assert repr(run) == "Run(R=2 runs, S=4 snapshots of steps 0..5, M=34, diverged=1)"
+
+
+def test_observe_on_the_autograd_path(syn_small):
+    """observe works the same on the autograd path (residual here): each step's index, the
+    parameters before its update and the step's batch."""
+    seen = []
+    run = train(syn_small, eta_y=0.5, steps=3, batch_size=4, seq_len=8, init="random", seeds=3,
+                residual=True, record_every=1,
+                observe=lambda step, params, batch: seen.append(
+                    (step, [t.clone() for t in params], batch)))
+    assert [step for step, _, _ in seen] == [0, 1, 2]
+    stream = batches(syn_small, 3, 4, 8)
+    for step, (Y, Z), (counts, _, targets) in seen:
+        assert torch.equal(Y, run.Y[:, step]) and torch.equal(Z, run.Z[:, step])
+        want_counts, _, want_targets = next(stream)
+        assert torch.equal(counts[0], want_counts) and torch.equal(targets[0], want_targets)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_population_loss_is_the_expected_loss_of_lemma2(syn_small, normalize):
+    """population's loss[:, t] is J = −(1/K) Σ_n log softmax(Yᵀ f_n)[next token of n] at
+    snapshot t, with f_n = c_n (Eqn 5), ℓ2-normalized when normalize=True; each run moves at its
+    own η_Y (the first step from zero init is η_Y times the same gradient)."""
+    run = population(syn_small, eta_y=[1.0, 3.0], eta_z=2.0, steps=6, normalize=normalize)
+    assert run.configs == [(1.0, 2.0, 1), (3.0, 2.0, 1)]
+    f = run.attention()  # [R, S, K, M]
+    if normalize:
+        f = f / f.norm(dim=-1, keepdim=True)
+    log_p = torch.log_softmax(f @ run.Y, dim=-1)  # [R, S, K, M]
+    nxt = syn_small.next_tokens
+    J = -log_p[..., torch.arange(syn_small.K), nxt].mean(-1)  # [R, S]
+    torch.testing.assert_close(run.loss, J[:, :-1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(run.Y[1, 1], 3.0 * run.Y[0, 1], rtol=1e-12, atol=1e-15)
+
+
+def test_random_init_is_uniform_within_the_documented_bound(syn_small):
+    """init="random": Y, Z ~ U(±1/√M) for the (Y, Z) model; for the full model U ~ N(0, 1/d)
+    and W_Q, W_K, W_V ~ U(±1/√d). Each seed's draw is reproducible."""
+    run = train(syn_small, steps=1, init="random", seeds=[1, 2], record_every=None)
+    bound = 1 / math.sqrt(34)
+    for W in (run.Y[:, 0], run.Z[:, 0]):
+        assert W.abs().max() < bound and W.abs().max() > 0.95 * bound
+        assert abs(W.std().item() - bound / math.sqrt(3)) < 0.05 * bound
+    first = []
+    kwargs = dict(eta_y=0.1, eta_z=0.1, steps=1, model="full", d=64, init="random", seeds=4,
+                  record_every=None)
+    for _ in range(2):
+        train(syn_small, observe=lambda step, params, batch: first.append(
+            [t.clone() for t in params]), **kwargs)
+    (U, W_Q, W_K, W_V), again = first
+    for a, b in zip(first[0], again):
+        assert torch.equal(a, b)
+    assert abs(U.std().item() - 1 / 8) < 0.05 / 8
+    for W in (W_Q, W_K, W_V):
+        assert W.abs().max() < 1 / 8 and W.abs().max() > 0.95 / 8

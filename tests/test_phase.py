@@ -239,10 +239,17 @@ def test_recall_figures(small_sweep):
         ch5_phase_transition.fig11(sweep=small_sweep, eta_z=0.5)
 
 
-def test_fig6_explorer_frames(small_sweep):
+def test_fig6_explorer_frames(small_sweep, monkeypatch):
     frames, labels = ch5_phase_transition.fig6_explorer_frames(small_sweep)
     assert labels == ["1/2 (M=33)", "3/6 (M=79)"]
     assert all(f.startswith(b"\x89PNG") for f in frames)  # frames are PNG bytes
+    # what each frame draws, caught before rendering: each map is its panel's means
+    monkeypatch.setattr(ch5_phase_transition.phase, "figure_to_png", lambda figure: figure)
+    figures, _ = ch5_phase_transition.fig6_explorer_frames(small_sweep)
+    for frame, (q, _, _) in zip(figures, small_sweep.panels):
+        for ax, init in zip(frame.axes, small_sweep.inits):
+            np.testing.assert_array_equal(ax.images[0].get_array(),
+                                          small_sweep.stats(q, init)["mean"])
     assert len(plt.get_fignums()) == 0  # not pyplot figures: nothing stays open
     with pytest.raises(TypeError, match="sweep must be a Sweep"):
         ch5_phase_transition.fig6_explorer_frames(None)
@@ -289,10 +296,19 @@ def test_init_overlap_C0_and_scan_snap_figure(ss_run):
         ch5_phase_transition.scan_snap_figure("run")
 
 
-def test_training_frames(ss_run):
+def test_training_frames(ss_run, monkeypatch):
     frames, labels = ch5_phase_transition.training_frames(ss_run, eta_z=3.0, seed=2, every=8)
     assert labels == ["t=0", "t=8", "t=16", "t=20"]
     assert all(f.startswith(b"\x89PNG") for f in frames)
+    # the bars are c_1 of the (eta_z = 3, seed 2) run on class 0's support at those steps
+    monkeypatch.setattr(ch5_phase_transition.phase, "figure_to_png", lambda figure: figure)
+    figures, _ = ch5_phase_transition.training_frames(ss_run, eta_z=3.0, seed=2, every=8)
+    classes = ss_run.classes
+    c = metrics.attention(classes, ss_run.Z[ss_run.index(eta_z=3.0, seed=2)[0]])[:, 0]
+    support = torch.cat([classes.common_tokens(0), classes.distinct_tokens(0)])
+    for frame, step in zip(figures, [0, 8, 16, 20]):
+        heights = [bar.get_height() for bar in frame.axes[0].patches]
+        np.testing.assert_allclose(heights, c[step, support].numpy(), rtol=1e-12)
     with pytest.raises(ValueError, match="not in the run"):
         ch5_phase_transition.training_frames(ss_run, eta_z=0.5, seed=1)
     with pytest.raises(ValueError, match="klass"):
