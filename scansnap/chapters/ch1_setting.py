@@ -64,7 +64,7 @@ def lemma2_convergence(
     per-token bound; ``data["violation_rate"]`` is the fraction of (context, token) pairs beyond
     the bound (Lemma 18 says at most ``δ``).
 
-    Returns a :class:`~scansnap.figures.FigureResult` whose ``data`` holds ``T``, ``l1_mean``,
+    Returns a :class:`~scansnap.plots.FigureResult` whose ``data`` holds ``T``, ``l1_mean``,
     ``l1_q05``, ``l1_q95``, ``slope`` (least-squares slope of log mean gap vs log T over the
     ``T >= fit_min_T``),
     ``freq_quantile``, ``bound``, ``violation_rate`` and ``max_violation_rate``.
