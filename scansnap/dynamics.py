@@ -233,10 +233,10 @@ def train(
     dtype, device = check_dtype(dtype), check_device(device)
     M = classes.M
     width = ("the classes' vocabulary M", M * M) if model == "yz" else ("d", M * d + 3 * d * d)
-    autograd = model == "full" or residual or opt.weight_decay != 0
+    # both paths form each run's logits [R, B, M] every step (the batch itself is per seed)
     configs, grid = _configs(eta_y, eta_z, pairs, seeds, lambda R, D: check_memory(
-        _train_bytes(R, steps, record_every, M, width, batch_size * (R if autograd else D),
-                     dtype), device, context=f" for {R} run(s) (eta_y × eta_z × seeds)"))
+        _train_bytes(R, steps, record_every, M, width, batch_size * R, dtype), device,
+        context=f" for {R} run(s) (eta_y × eta_z × seeds)"))
     if observe is not None and not callable(observe):
         raise TypeError(f"observe must be callable or None, got {type(observe).__name__}")
     if model == "full" and init == "zero":

@@ -105,9 +105,6 @@ def test_autograd_path_counts_its_logits_per_run(classes, monkeypatch, path):
     assert "20 run(s)" in message
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the class-grouped path also forms logits "
-                   "[L, D, B, M] (scansnap.grouped.grouped_step) but the memory bound counts "
-                   "one batch per seed (batch_size × seeds), so it is not refused")
 def test_grouped_path_counts_its_logits_per_run(classes, monkeypatch):
     monkeypatch.setattr(_validate, "memory_budget", lambda device=None: 64 * 2**20)
     refused_fast(lambda: train(classes, **_MANY_RUNS_BIG_BATCH), "batch_size")
