@@ -1,4 +1,5 @@
-"""Chapter 6's figures and widgets (scansnap.figures.wiki) on tiny runs: shapes, frames, links."""
+"""Chapter 6's figures and widgets (scansnap.chapters.ch6_wikitext) on tiny runs: shapes, frames,
+links, the numbers each figure returns."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import torch
 from ipywidgets.embed import embed_data
 
 from scansnap import lm
-from scansnap.figures import wiki
+from scansnap.chapters import ch6_wikitext as ch6
+from scansnap.figures import FigureResult
 from scansnap.wikitext import build_vocab
 
 from test_lm import synthetic_ids, tiny_corpus
@@ -24,41 +26,63 @@ def runs():
 
 def test_static_figures(runs):
     before = len(plt.get_fignums())
-    assert wiki.shown_iterations(runs["1 layer"]) == [0, 2, 4, 6]
-    for fig in (wiki.draw_fig7(runs, title="t"), wiki.draw_entropy(runs),
-                wiki.draw_departures(runs, max_offset=3), wiki.draw_token_shares(runs)):
-        assert fig.axes
-    fig = wiki.draw_attention(runs["1 layer"].maps[-1, 0], runs["1 layer"].probe_tokens, "x")
-    assert len(fig.axes[0].get_yticklabels()) == 8
+    one = runs["1 layer"]
+    assert ch6.shown_iterations(one) == [0, 2, 4, 6]
+    results = (ch6.draw_fig7(runs, title="t"), ch6.draw_entropy(runs),
+               ch6.draw_departures(runs, max_offset=3), ch6.draw_token_shares(runs))
+    for result in results:
+        assert isinstance(result, FigureResult) and result.figure.axes
+    fig7, entropy, departures, shares = (r.data for r in results)
+    # each returns the numbers it drew
+    assert fig7["iterations"] == [0, 2, 4, 6]
+    torch.testing.assert_close(torch.tensor(fig7["1 layer"]["maps"][2]), one.map_at(4, 0))
+    torch.testing.assert_close(torch.tensor(entropy["2 layers"]["entropy_layers"]),
+                               runs["2 layers"].entropy_layers)
+    assert entropy["ceiling"] == pytest.approx(lm.uniform_entropy(8))
+    torch.testing.assert_close(torch.tensor(departures["profiles"]["2 layers · layer 1"]),
+                               lm.offset_profile(runs["2 layers"].probe_maps[-1, 1], 3))
+    assert departures["1 layer"]["change"][0] == pytest.approx(
+        lm.row_change(one.probe_maps[0, 0], one.probe_maps[1, 0]))
+    group = "20 most frequent words"
+    frequent, uniform = one.token_group_shares()[group]
+    torch.testing.assert_close(torch.tensor(shares["1 layer"]["ratios"][group]),
+                               frequent / uniform)
+    result = ch6.draw_attention(one.maps[-1, 0], one.probe_tokens, "x")
+    assert len(result.figure.axes[0].get_yticklabels()) == 8
+    assert result.data["tokens"] == one.probe_tokens
     assert len(plt.get_fignums()) == before  # pyplot manages none of them
     with pytest.raises(ValueError, match="tokens"):
-        wiki.draw_attention(torch.eye(3), ["a", "b"])
+        ch6.draw_attention(torch.eye(3), ["a", "b"])
     with pytest.raises(TypeError, match="runs"):
-        wiki.draw_fig7({})
+        ch6.draw_fig7({})
 
 
 def test_token_group_shares(runs):
     run = runs["2 layers"]
-    shares = lm.token_group_shares(run, layer=1, groups={"all": (0, None), "none": (30, None),
-                                                         "low": (0, 5)})
+    shares = run.token_group_shares(layer=1, groups={"all": (0, None), "none": (30, None),
+                                                     "low": (0, 5)})
     torch.testing.assert_close(shares["all"][0], torch.ones(len(run.steps)))
     assert shares["all"][1] == pytest.approx(1.0) and "none" not in shares
     assert 0 < shares["low"][1] < 1 and shares["low"][0].shape == (len(run.steps),)
     with pytest.raises(ValueError, match="layer"):
-        lm.token_group_shares(run, layer=2)
+        run.token_group_shares(layer=2)
+    with pytest.raises(ValueError, match="maps"):
+        lm.token_group_shares(run.probe_maps[0, 0], run.probe_ids.T, 30)  # [B, L, L], not [S, ...]
 
 
 def test_fig10_from_a_sweep():
     sweep = lm.lr_sweep((0.5, 1.0), (1, 2), corpus=tiny_corpus(), steps=4, last=2,
                         progress=False, checkpoint_every=2, batch_size=4, bptt=8)
-    fig = wiki.draw_fig10(sweep)
-    assert len(fig.axes) == 2
+    result = ch6.draw_fig10(sweep)
+    assert len(result.figure.axes) == 2
+    assert result.data["lrs"] == [0.5, 1.0]
+    torch.testing.assert_close(torch.tensor(result.data["mean"]), sweep.mean)
     with pytest.raises(TypeError, match="sweep"):
-        wiki.draw_fig10({"lrs": [1]})
+        ch6.draw_fig10({"lrs": [1]})
 
 
 def test_attention_scrubber_links_every_stack(runs):
-    box = wiki.attention_scrubber(runs)
+    box = ch6.attention_scrubber(runs)
     assert list(box.dropdown.options) == ["1 layer · layer 0", "2 layers · layer 0",
                                           "2 layers · layer 1"]
     assert len(box.stacks) == 3 and all(len(s.children) == 4 for s in box.stacks)
@@ -81,12 +105,28 @@ def test_attention_scrubber_links_every_stack(runs):
 def test_scrubber_and_fig7_with_a_shorter_run(runs):
     short = lm.train_lm(synthetic_ids(2000), 1, steps=2, checkpoint_every=2, progress=False,
                         batch_size=4, bptt=8)
-    box = wiki.attention_scrubber({"long": runs["1 layer"], "short": short})
+    box = ch6.attention_scrubber({"long": runs["1 layer"], "short": short})
     assert list(box.slider.options) == ["0", "2", "4", "6"]
     images = [image.value for image in box.stacks[1].children]
     assert images[2] == images[3] != images[1]  # the last map, repeated past the run's end
-    fig = wiki.draw_fig7({"long": runs["1 layer"], "short": short})
-    assert any("not run" in text.get_text() for ax in fig.axes for text in ax.texts)
+    result = ch6.draw_fig7({"long": runs["1 layer"], "short": short})
+    assert any("not run" in text.get_text() for ax in result.figure.axes for text in ax.texts)
+    assert result.data["short"]["maps"][2:] == [None, None]  # iterations 4 and 6: not run
+
+
+def test_sentence_attention():
+    vocab = build_vocab([["the", "cat", "sat", "on", "mat", "."]])
+    torch.manual_seed(0)
+    model = lm.WikiLM(len(vocab), 3).eval()
+    out = ch6.sentence_attention(model, vocab, "The cat sat on the mat, said Zork.")
+    assert out.tokens[:3] == ["the", "cat", "sat"] and "<unk>" in out.tokens
+    L = len(out.tokens)
+    assert out.weights.shape == (3, L, L)
+    torch.testing.assert_close(out.weights.sum(-1), torch.ones(3, L))
+    with pytest.raises(ValueError, match="text"):
+        ch6.sentence_attention(model, vocab, "   ")
+    with pytest.raises(TypeError, match="vocab"):
+        ch6.sentence_attention(model, {"the": 1}, "the")
 
 
 def test_sentence_explorer_updates_in_place():
@@ -94,7 +134,7 @@ def test_sentence_explorer_updates_in_place():
     torch.manual_seed(0)
     models = {"1 layer": lm.WikiLM(len(vocab), 1).eval(),
               "3 layers": lm.WikiLM(len(vocab), 3).eval()}
-    explorer = wiki.sentence_explorer(models, vocab, "the cat sat on the mat .")
+    explorer = ch6.sentence_explorer(models, vocab, "the cat sat on the mat .")
     first = explorer.image.value
     explorer.controls["model"].value = "3 layers"
     explorer.controls["layer"].value = 2
@@ -103,10 +143,10 @@ def test_sentence_explorer_updates_in_place():
     explorer.controls["model"].value = "1 layer"  # layer 2 of a 1-layer model: shows its last
     assert explorer.error.layout.display == "none"
     with pytest.raises(TypeError, match="models"):
-        wiki.sentence_explorer({"m": object()}, vocab)
+        ch6.sentence_explorer({"m": object()}, vocab)
 
 
 def test_corpus_summary():
-    summary = wiki.corpus_summary(tiny_corpus())
+    summary = ch6.corpus_summary(tiny_corpus())
     assert summary["training_tokens"] == 2000 and summary["vocab_size"] == 30
     assert summary["batches_per_epoch"] == len(range(0, 100 - 35, 35))

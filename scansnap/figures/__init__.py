@@ -66,4 +66,5 @@ def _jsonable(value: Any) -> Any:
 
 
 # Figure modules register on import; keep this import last.
-from . import phase, tokens, wiki, ydynamics  # noqa: E402,F401
+from ..chapters import ch6_wikitext  # noqa: E402,F401  (Figs 7 and 10)
+from . import phase, tokens, ydynamics  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Each chapter's experiments, figures and explorers, one module per book page."""
