@@ -363,3 +363,27 @@ def test_train_lm_on_cuda():
     assert next(gpu.model.parameters()).device.type == "cpu"
     cpu = lm.train_lm(ids, 1, device="cpu", **kw)
     assert abs(float(gpu.loss[-1] - cpu.loss[-1])) < 0.5 * float(cpu.loss[0] - cpu.loss[-1])
+
+
+def test_train_many_side_by_side_is_each_run_alone():
+    """Runs trained in worker processes are bit-identical to the same runs trained here, come
+    back in the order of the jobs, and a sweep over them needs no training of its own."""
+    corpus = tiny_corpus()
+    kw = dict(steps=6, checkpoint_every=3, batch_size=4, bptt=8)
+    jobs = [dict(kw, lr=0.5, seed=2), dict(kw, nlayers=2, lr=1.0, seed=2), dict(kw, lr=1.0, seed=2)]
+    side_by_side = lm.train_many(corpus, jobs, workers=2)
+    alone = lm.train_many(corpus, jobs, workers=1)
+    assert [r.config.nlayers for r in side_by_side] == [1, 2, 1]
+    for a, b in zip(side_by_side, alone):
+        assert a.config == b.config
+        torch.testing.assert_close(a.train_loss, b.train_loss, rtol=0, atol=0)
+        torch.testing.assert_close(a.probe_maps, b.probe_maps, rtol=0, atol=0)
+    sweep = lm.lr_sweep((0.5, 1.0), (2,), corpus=corpus, steps=6, last=2, progress=False,
+                        reuse=side_by_side, **{k: v for k, v in kw.items() if k != "steps"})
+    assert sweep.reused == [(0.5, 2), (1.0, 2)]
+    with pytest.raises(TypeError, match="jobs"):
+        lm.train_many(corpus, dict(kw))
+    with pytest.raises(ValueError, match="workers"):
+        lm.train_many(corpus, jobs, workers=0)
+    with pytest.raises(TypeError, match="learning_rate"):
+        lm.train_many(corpus, [{"learning_rate": 1.0}])

@@ -150,3 +150,22 @@ def test_corpus_summary():
     summary = ch6.corpus_summary(tiny_corpus())
     assert summary["training_tokens"] == 2000 and summary["vocab_size"] == 30
     assert summary["batches_per_epoch"] == len(range(0, 100 - 35, 35))
+
+
+def test_chapter_runs_cover_the_sweep():
+    """train_runs trains each run of the page once: the sweep then trains nothing, and its lr-5
+    curve is the start of Fig 7's 1-layer run."""
+    corpus = tiny_corpus()
+    trained = ch6.train_runs(corpus, "quick", batch_size=4, bptt=8)
+    size = lm.SIZES["quick"]
+    assert trained.one_layer.config.steps == size["steps"]
+    assert trained.three_layers.config.nlayers == 3
+    assert trained.variant.config.ffn_lr == 10.0
+    assert sorted(r.config.lr for r in trained.sweep) == [1.0, 2.0, 3.0, 4.0]  # lr 5: run 1
+    sweep = lm.lr_sweep(ch6.FIG10_LRS, corpus=corpus, size="quick", reuse=trained.all,
+                        progress=False, workers=1, batch_size=4, bptt=8)
+    assert sweep.reused == [(lr, 1) for lr in ch6.FIG10_LRS]
+    torch.testing.assert_close(sweep.curves[-1, 0],
+                               trained.one_layer.entropy[: len(sweep.steps)], rtol=0, atol=0)
+    with pytest.raises(TypeError, match="corpus"):
+        ch6.train_runs(synthetic_ids(), "quick")

@@ -16,6 +16,7 @@ kernel), built on :func:`sentence_attention`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ import torch
 
 from .. import lm
 from .._validate import as_int_list, check_bool, check_choice, check_int
-from ..plots import new_figure
+from ..plots import freeze_layout, new_figure
 from ..widgets import LayeredScrubber, Live, figure_to_png, layered_scrubber, live
 from ..wikitext import Corpus, Vocab, load_corpus, tokenize
 
@@ -34,6 +35,7 @@ from ..wikitext import Corpus, Vocab, load_corpus, tokenize
 from ..figures import FigureResult, register  # noqa: E402  (kept apart: the lead makes it lazy)
 
 PAPER_ITERATIONS = (0, 500, 1000, 1500)
+FIG10_LRS = (1.0, 2.0, 3.0, 4.0, 5.0)  # App. G: one SGD learning rate for all parameters
 DEFAULT_SENTENCE = ("the album was released in the united states in 2010 , and the band "
                     "toured europe after the first single reached the top of the chart .")
 _LAYER_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")  # Okabe-Ito, as the book style
@@ -54,6 +56,54 @@ def _check_runs(runs: Mapping[str, lm.LMRun]) -> dict[str, lm.LMRun]:
             raise TypeError(f"runs must map str labels to LMRun, got {label!r}: "
                             f"{type(run).__name__}")
     return dict(runs)
+
+
+@dataclass
+class ChapterRuns:
+    """Every run chapter 6 shows: Fig 7's ``one_layer`` and ``three_layers`` models (SGD lr 5),
+    the notebook's ``variant`` (layer 0's FFN at lr 10) and the Fig 10 ``sweep`` runs that the
+    1-layer run does not already contain. ``all`` lists them for :func:`scansnap.lm.lr_sweep`'s
+    ``reuse``; ``seconds`` is the wall time of training them all."""
+
+    one_layer: lm.LMRun
+    three_layers: lm.LMRun
+    variant: lm.LMRun
+    sweep: list[lm.LMRun]
+    seconds: float
+
+    @property
+    def all(self) -> list[lm.LMRun]:
+        return [self.one_layer, self.three_layers, self.variant, *self.sweep]
+
+
+def train_runs(corpus: Corpus, size: str = "ci", *, seed: int = 1, device: str | None = None,
+               workers: int | None = None, **knobs: Any) -> ChapterRuns:
+    """Train every run of chapter 6 at ``size`` (:data:`scansnap.lm.SIZES`) side by side
+    (:func:`scansnap.lm.train_many`: on a CPU one run per core; each run is exactly the run
+    :func:`scansnap.lm.train_lm` trains alone). PAPER.md B.8: SGD, lr 5, clip 0.5.
+
+    The Fig 10 sweep's run at lr 5 with Fig 7's seed is the beginning of Fig 7's 1-layer run
+    (:meth:`scansnap.lm.LMConfig.starts`) and is not trained again. ``knobs``: other
+    :class:`scansnap.lm.LMConfig` settings shared by every run (the page uses the defaults)."""
+    if not isinstance(corpus, Corpus):
+        raise TypeError(f"corpus must be a Corpus, got {type(corpus).__name__}")
+    size = check_choice("size", size, lm.SIZES)
+    cfg = lm.SIZES[size]
+    common = knobs | {"seed": seed, "device": device}
+    fig7 = [common | {"nlayers": n, "lr": 5.0, "steps": cfg["steps" if n == 1 else "deep_steps"]}
+            for n in (1, 3)]
+    variant = common | {"lr": 5.0, "ffn_lr": 10.0, "steps": cfg["variant_steps"]}
+    one_layer = lm.LMConfig.for_size(size, **fig7[0])
+    sweep = []
+    for lr in FIG10_LRS:
+        for sweep_seed in cfg["sweep_seeds"]:
+            job = common | {"lr": lr, "seed": sweep_seed, "steps": cfg["sweep_steps"],
+                            "checkpoint_every": cfg["sweep_every"]}
+            if not lm.LMConfig.for_size(size, **job).starts(one_layer):
+                sweep.append(job)
+    start = time.perf_counter()
+    runs = lm.train_many(corpus, [*fig7, variant, *sweep], size=size, workers=workers)
+    return ChapterRuns(runs[0], runs[1], runs[2], runs[3:], time.perf_counter() - start)
 
 
 def shown_iterations(run: lm.LMRun) -> list[int]:
@@ -146,9 +196,10 @@ def fig7(quick: bool = False, progress: bool = False, *, size: str | None = None
     size = _size(quick, size)
     cfg = lm.SIZES[size]
     corpus = load_corpus(max_size=cfg["max_vocab"])
-    runs = {n: lm.train_lm(corpus, n, lr=5.0, seed=seed, size=size, progress=progress,
-                           steps=cfg["steps"] if n == 1 else cfg["deep_steps"])
-            for n in (1, 3)}
+    one, three = lm.train_many(corpus, [  # side by side (progress bars off)
+        {"nlayers": n, "lr": 5.0, "seed": seed, "steps": cfg["steps" if n == 1 else "deep_steps"]}
+        for n in (1, 3)], size=size)
+    runs = {1: one, 3: three}
     shown = shown_iterations(runs[1])
     fig = draw_fig7({"1 layer": runs[1], "3 layers": runs[3]}, shown,
                     f"Fig 7: layer-0 attention on WikiText-2 (SGD lr 5; vocabulary "
@@ -383,8 +434,8 @@ def attention_scrubber(runs: Mapping[str, lm.LMRun]) -> LayeredScrubber:
     for label, run, layer in views:
         own = run.steps.tolist()
         # One figure per view, its image and title updated per frame: the tick labels (the
-        # probe tokens) are laid out once, which makes a frame several times cheaper.
-        fig = draw_attention(run.maps[0, layer], run.probe_tokens, label).figure
+        # probe tokens) are laid out once (frozen constrained layout: about 40 % of a frame).
+        fig = freeze_layout(draw_attention(run.maps[0, layer], run.probe_tokens, label).figure)
         ax = fig.axes[0]
         last = None
         frames[label] = []

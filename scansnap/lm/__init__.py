@@ -16,7 +16,7 @@ from .stats import (
 )
 from .train import (
     BLOW_UP_FACTOR, SIZE_ENV, SIZES, LMConfig, LMRun, SweepResult, chapter_size, default_device,
-    lr_sweep, train_lm,
+    default_workers, lr_sweep, train_lm, train_many,
 )
 
 __all__ = [
@@ -25,5 +25,5 @@ __all__ = [
     "row_change", "row_entropy", "self_mass", "token_group_shares", "top_key_agreement",
     "top_weight", "uniform_attention", "uniform_entropy",
     "BLOW_UP_FACTOR", "SIZE_ENV", "SIZES", "LMConfig", "LMRun", "SweepResult", "chapter_size",
-    "default_device", "lr_sweep", "train_lm",
+    "default_device", "default_workers", "lr_sweep", "train_lm", "train_many",
 ]

@@ -21,9 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validate import check_float, check_int, check_memory, check_tensor
+from .._validate import check_float, check_int, check_tensor
 
-__all__ = ["D_MODEL", "PositionalEncoding", "WikiLM", "causal_mask", "causal_attention"]
+__all__ = ["D_MODEL", "PositionalEncoding", "WikiLM", "causal_mask", "causal_attention",
+           "training_bytes"]
 
 D_MODEL = 200  # the authors' width (embedding, attention and FFN)
 
@@ -64,13 +65,10 @@ class PositionalEncoding(nn.Module):
         return self.dropout(x + self.pe[: x.size(0)])  # [L, B, d]
 
 
-def check_model_memory(ntoken: int, tokens_per_batch: int, device: torch.device | str,
-                       d_model: int = D_MODEL) -> None:
-    """Refuse a vocabulary whose float32 embedding, decoder (with gradients) and logits (with
-    theirs) cannot fit: a ValueError naming ``vocab_size`` instead of torch's allocator message."""
-    check_memory({"vocab_size (the model's ntoken)": 4.0 * ntoken * (4 * d_model
-                                                                    + 3 * tokens_per_batch)},
-                 device)
+def training_bytes(ntoken: int, tokens_per_batch: int, d_model: int = D_MODEL) -> float:
+    """Bytes of the vocabulary-sized tensors of one training step: the float32 embedding and
+    decoder with their gradients, the logits and their gradient (the rest is O(d²))."""
+    return 4.0 * ntoken * (4 * d_model + 3 * tokens_per_batch)
 
 
 class WikiLM(nn.Module):

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing
 import os
 import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,15 +24,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._validate import (
-    as_float_list, as_int_list, check_bool, check_choice, check_float, check_int, check_seed,
+    as_float_list, as_int_list, check_bool, check_choice, check_float, check_int, check_memory,
+    check_seed, check_tensor,
 )
 from ..wikitext import Corpus, Vocab, batchify, get_batch, load_corpus
-from .model import WikiLM, check_model_memory
+from .model import WikiLM, training_bytes
 from .stats import TOKEN_GROUPS, attention_entropy, token_group_shares
 
 __all__ = [
     "SIZES", "SIZE_ENV", "BLOW_UP_FACTOR", "chapter_size", "default_device", "LMConfig", "LMRun",
-    "SweepResult", "train_lm", "lr_sweep",
+    "SweepResult", "train_lm", "train_many", "lr_sweep",
 ]
 
 # Named run sizes (chapter 6 picks one with :func:`chapter_size`).
@@ -140,6 +144,19 @@ class LMConfig:
                     "device": default_device(size)}
         return cls(**(defaults | {k: v for k, v in knobs.items() if v is not None}))
 
+    def checkpoints(self) -> list[int]:
+        """The steps at which the run records: 0, every ``checkpoint_every``, and the last."""
+        every = self.checkpoint_every
+        return list(range(0, self.steps + 1, every)) + ([self.steps] if self.steps % every else [])
+
+    def starts(self, other: LMConfig) -> bool:
+        """Whether this run is the beginning of run ``other``: the same settings apart from a
+        length no longer than ``other``'s, whose checkpoints begin with this run's. Training is
+        deterministic given the seed, so ``other``'s first ``steps`` steps *are* this run."""
+        return (self.steps <= other.steps
+                and dataclasses.replace(other, steps=self.steps) == self
+                and other.checkpoints()[: len(self.checkpoints())] == self.checkpoints())
+
 
 @dataclass
 class LMRun:
@@ -212,7 +229,9 @@ def _data(
         ids = corpus_or_ids
         if ids.ndim != 1 or ids.dtype != torch.long or ids.numel() == 0:
             raise ValueError("corpus_or_ids must be a Corpus or a non-empty 1-D int64 tensor of ids")
-        measure = ids if measure_ids is None else measure_ids
+        measure = ids if measure_ids is None else check_tensor("measure_ids", measure_ids, ndim=1)
+        if measure.dtype != torch.long or measure.numel() == 0:
+            raise ValueError("measure_ids must be a non-empty 1-D int64 tensor of ids")
         need = int(max(ids.max(), measure.max())) + 1
         if int(min(ids.min(), measure.min())) < 0:
             raise ValueError("corpus_or_ids must hold non-negative token ids")
@@ -298,10 +317,16 @@ def train_lm(
     config = LMConfig.for_size(size, nlayers=nlayers, **knobs)
     progress = check_bool("progress", progress)
     on_divergence = check_choice("on_divergence", on_divergence, ("raise", "flag"))
-    max_vocab = SIZES[size]["max_vocab"] if max_vocab is None else max_vocab
+    max_vocab = SIZES[size]["max_vocab"] if max_vocab is None else \
+        check_int("max_vocab", max_vocab, low=2)
     train_ids, meas_ids, ntoken, vocab, note = _data(corpus_or_ids, max_vocab, measure_ids,
                                                      vocab_size)
-    check_model_memory(ntoken, config.batch_size * config.bptt, config.device)
+    tokens = config.batch_size * config.bptt
+    checkpoints = config.steps // config.checkpoint_every + 2  # at most
+    check_memory({"vocab_size (the model's ntoken)": training_bytes(ntoken, tokens),
+                  "steps (a loss per step, maps per checkpoint)": 4.0 * config.steps
+                  + 4.0 * checkpoints * config.nlayers * tokens * config.bptt},
+                 config.device)
     device, bptt, every = config.device, config.bptt, config.checkpoint_every
     source = batchify(train_ids, config.batch_size).to(device)  # [rows, B]
     starts = list(range(0, source.size(0) - bptt, bptt))  # full windows only: fixed shapes
@@ -382,6 +407,65 @@ def train_lm(
     )
 
 
+def _train_job(corpus: Corpus | torch.Tensor | None, size: str, knobs: dict[str, Any]
+               ) -> tuple[LMRun, list[tuple[str, type[Warning]]]]:
+    """One run of :func:`train_many` in a worker; its warnings travel back to the caller."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = train_lm(corpus, size=size, progress=False, **knobs)
+    return run, [(str(w.message), w.category) for w in caught]
+
+
+def _one_thread() -> None:
+    # One torch thread per worker: at these sizes two single-thread runs side by side beat one
+    # two-thread run (PAPER.md B.8a), and a container's CPU quota (Binder) is not what
+    # os.cpu_count() reports, so more threads could oversubscribe it.
+    torch.set_num_threads(1)
+
+
+def default_workers(device: str = "cpu") -> int:
+    """How many runs :func:`train_many` trains side by side: one per CPU core (at most 2: the
+    book's machines have 2), one on a GPU (each run already fills it)."""
+    return 1 if device == "cuda" else max(1, min(2, os.cpu_count() or 1))
+
+
+def train_many(
+    corpus_or_ids: Corpus | torch.Tensor | None,
+    jobs: Sequence[Mapping[str, Any]],
+    *,
+    size: str = "ci",
+    workers: int | None = None,
+) -> list[LMRun]:
+    """Train independent runs side by side; ``jobs[i]`` holds :func:`train_lm`'s knobs
+    (``nlayers``, ``lr``, ``steps``, ...) of run ``i``, and the runs come back in that order.
+
+    Runs never share state, so each is exactly the run :func:`train_lm` would return alone
+    (its own seeded random stream; tests/test_lm.py checks bit-identity). With ``workers > 1``
+    they train in that many fresh worker processes (``spawn``; one torch thread each, the
+    longest jobs first), which on a CPU keeps every core busy with the single-threaded step
+    that is fastest per core at these sizes; ``workers=1`` trains them one after another here.
+    Default :func:`default_workers`. Progress bars are off; warnings of a worker are re-issued.
+    """
+    if isinstance(jobs, Mapping) or not all(isinstance(j, Mapping) for j in jobs):
+        raise TypeError("jobs must be a sequence of dicts of train_lm settings")
+    configs = [LMConfig.for_size(size, **job) for job in jobs]  # every job validated up front
+    workers = default_workers(configs[0].device if configs else "cpu") if workers is None else \
+        check_int("workers", workers, low=1)
+    workers = min(workers, len(jobs))
+    if workers <= 1:
+        return [train_lm(corpus_or_ids, size=size, progress=False, **dict(job)) for job in jobs]
+    # Longest first (a step costs about 1 + nlayers/2 one-layer steps), so no core idles at the end.
+    order = sorted(range(len(jobs)), key=lambda i: -configs[i].steps * (2 + configs[i].nlayers))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread) as pool:
+        futures = {i: pool.submit(_train_job, corpus_or_ids, size, dict(jobs[i])) for i in order}
+        results = {i: future.result() for i, future in futures.items()}
+    for _, caught in results.values():
+        for message, category in caught:
+            warnings.warn(message, category, stacklevel=2)
+    return [results[i][0] for i in range(len(jobs))]
+
+
 @dataclass
 class SweepResult:
     """Fig 10 (App. G): final layer-0 attention entropy per learning rate and seed.
@@ -414,6 +498,7 @@ def lr_sweep(
     last: int | None = None,
     reuse: Sequence[LMRun] = (),
     progress: bool = True,
+    workers: int | None = None,
     **knobs: Any,
 ) -> SweepResult:
     """Fig 10 (App. G): train one model per (lr, seed) with a single constant lr; final entropy.
@@ -428,6 +513,8 @@ def lr_sweep(
     probe — and whose checkpoints include the sweep's is cut to the sweep's length instead of
     being trained again: training is deterministic given the seed, so its first ``steps`` steps
     *are* that run (tests/test_lm.py checks this). ``SweepResult.reused`` lists those (lr, seed).
+    The others train side by side in ``workers`` processes (:func:`train_many`; ``progress``
+    then shows nothing until they are done).
     """
     lrs = as_float_list("lrs", lrs, low=0.0)
     size = check_choice("size", size, SIZES)
@@ -440,30 +527,45 @@ def lr_sweep(
     knobs.setdefault("checkpoint_every", cfg["sweep_every"])
     if corpus is None:
         corpus = load_corpus(max_size=knobs.pop("max_vocab", None) or cfg["max_vocab"])
+    if not isinstance(corpus, Corpus):
+        raise TypeError(f"corpus must be a Corpus or None, got {type(corpus).__name__}")
     base = LMConfig.for_size(size, nlayers=nlayers, steps=steps, **knobs)
-    every = base.checkpoint_every
-    axis = list(range(0, steps + 1, every)) + ([steps] if steps % every else [])
+    workers = default_workers(base.device) if workers is None else \
+        check_int("workers", workers, low=1)
+    axis = base.checkpoints()
+    if last > len(axis):
+        raise ValueError(f"last must be at most the number of checkpoints ({len(axis)}), "
+                         f"got {last}")
     measure_rows = corpus.measure_ids.numel() // base.batch_size  # batchify's rows
     data_id = _fingerprint(corpus.train_ids, corpus.measure_ids)
     start = time.perf_counter()
-    curves, reused = [], []
-    bar = tqdm(total=len(lrs) * len(seeds), desc="lr sweep", disable=not progress, leave=False)
+    found: dict[tuple[float, int], LMRun] = {}
+    missing: list[LMConfig] = []
     for lr in lrs:
-        row = []
         for seed in seeds:
             want = dataclasses.replace(base, lr=lr, seed=seed)
             want = dataclasses.replace(want, probe_index=_probe_index(want, measure_rows))
-            match = _matching_run(reuse, want, axis, len(corpus.vocab), data_id)
-            if match is not None:
-                row.append(match.entropy[: len(axis)])
-                reused.append((lr, seed))
+            match = _matching_run(reuse, want, len(corpus.vocab), data_id)
+            if match is None:
+                missing.append(want)
             else:
-                run = train_lm(corpus, size=size, progress=False, **dataclasses.asdict(want))
-                row.append(run.entropy)
-            bar.update(1)
-        curves.append(torch.stack(row))
-    bar.close()
-    curves_t = torch.stack(curves)  # [lrs, seeds, S]
+                found[lr, seed] = match
+    reused = list(found)
+    with tqdm(total=len(missing), desc="lr sweep", disable=not progress or not missing,
+              leave=False) as bar:
+        if min(workers, len(missing)) <= 1:
+            trained = []
+            for want in missing:  # one at a time, with a progress bar
+                trained.append(train_lm(corpus, size=size, progress=False,
+                                        **dataclasses.asdict(want)))
+                bar.update(1)
+        else:
+            trained = train_many(corpus, [dataclasses.asdict(w) for w in missing], size=size,
+                                 workers=workers)
+            bar.update(len(missing))
+    found |= {(want.lr, want.seed): run for want, run in zip(missing, trained)}
+    curves_t = torch.stack([torch.stack([found[lr, seed].entropy[: len(axis)] for seed in seeds])
+                            for lr in lrs])  # [lrs, seeds, S]
     final = curves_t[..., -last:].mean(-1)
     std = final.std(-1, unbiased=True) if len(seeds) > 1 else torch.zeros(len(lrs))
     return SweepResult(lrs, seeds, final, final.mean(-1), std, torch.tensor(axis), curves_t, last,
@@ -471,13 +573,11 @@ def lr_sweep(
                        {"nlayers": nlayers, "steps": steps, "size": size, **knobs}, reused)
 
 
-def _matching_run(reuse: Sequence[LMRun], want: LMConfig, axis: list[int], vocab_size: int,
+def _matching_run(reuse: Sequence[LMRun], want: LMConfig, vocab_size: int,
                   data_id: tuple[int, ...]) -> LMRun | None:
-    """The first run in ``reuse`` that is the run ``want`` continued (same config but longer,
-    same vocabulary and data, checkpoints through ``axis``), or None."""
+    """The first run in ``reuse`` that ``want`` starts (:meth:`LMConfig.starts`) on the same
+    vocabulary and data, or None."""
     for run in reuse:
-        if (dataclasses.replace(run.config, steps=want.steps) == want
-                and run.vocab_size == vocab_size and run.data_id == data_id
-                and run.steps[: len(axis)].tolist() == axis):
+        if want.starts(run.config) and run.vocab_size == vocab_size and run.data_id == data_id:
             return run
     return None
