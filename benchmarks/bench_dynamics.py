@@ -2,7 +2,7 @@
 
 (a) The full Fig 6 sweep — 4 panels × η_Z ∈ {0.5, 1, 2, 3} × η_Y/η_Z ∈ {1, 2, 5, 10} × 10 seeds
     = 640 runs of 100 SGD steps (batch 128, T = 128, random init, momentum 0.9) — as the book
-    runs it (``scansnap.sweeps.fig6_sweep``: one ``train`` program per panel), against
+    runs it (``scansnap.chapters.ch5_phase_transition.fig6_sweep``: one ``train`` program per panel), against
     one-run-at-a-time loops timed on a sample of runs and extrapolated to 640: the authors' way
     (an ``nn.Module`` fed token-level sequences, two ``torch.optim.SGD``), a straightforward
     count-level loop (the same module on exact count batches), and ``train`` called per run.
@@ -25,7 +25,7 @@ import torch
 from _results import table, write
 from scansnap import SequenceClasses, population, theory, train
 from scansnap.models import YZModel
-from scansnap.sweeps import ETA_Z, PANELS, RATIOS, SEEDS, fig6_sweep
+from scansnap.chapters.ch5_phase_transition import ETA_Z, PANELS, RATIOS, SEEDS, fig6_sweep
 
 STEPS, BATCH, SEQ_LEN = 100, 128, 128
 RUNS = len(PANELS) * len(ETA_Z) * len(RATIOS) * len(SEEDS)

@@ -76,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from . import figures
 
     if args.command == "list":
-        for number, function in sorted(figures.FIGURES.items()):
-            summary = (function.__doc__ or "").strip().splitlines()[0:1]
+        for number in sorted(figures.FIGURES):
+            summary = (figures.function(number).__doc__ or "").strip().splitlines()[0:1]
             print(f"figure {number}: {summary[0] if summary else ''}")
         return 0
     try:

@@ -148,16 +148,20 @@ class SequenceClasses:
         seq_len: int,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float64,
+        *,
+        n: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The same distribution seen through token counts: ``counts [B, M]``, queries, targets.
 
         Without positional encoding the model sees the context only through its count vector
         (Assumption 1a), so a multinomial draw of the counts is exact. It is drawn as a chain of
         conditional binomials over the class's support, so its cost does not grow with ``T``.
+        ``n`` draws every example from that class (default: classes uniformly at random).
         """
         self._check_sizes(batch_size, seq_len, self.M + 2 * self._support.shape[1])
         dtype = check_dtype(dtype)
-        n, support_counts = self.sample_support_counts(batch_size, seq_len, generator, dtype=dtype)
+        n, support_counts = self.sample_support_counts(batch_size, seq_len, generator, dtype=dtype,
+                                                       n=n)
         counts = torch.zeros(len(n), self.M, dtype=dtype)
         counts.scatter_(1, self._support[n], support_counts)
         return counts, self.query_tokens[n], self.next_tokens[n]
@@ -168,15 +172,20 @@ class SequenceClasses:
         seq_len: int,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float64,
+        *,
+        n: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The draw behind :meth:`sample_counts`, kept on each class's support: the classes
         ``n [B]`` and the counts ``[B, S]`` of the tokens ``support_index[n]`` (every other
         token has count 0). Class-grouped training works in this form (Lemma 1: only these
-        entries of ``Y`` and ``Z`` receive gradient)."""
+        entries of ``Y`` and ``Z`` receive gradient). ``n`` fixes the class of every example."""
         batch_size, seq_len = self._check_sizes(batch_size, seq_len, 2 * self._support.shape[1])
         dtype = check_dtype(dtype)
         generator = _check_generator(generator)
-        n = torch.randint(self.K, (batch_size,), generator=generator)
+        if n is None:
+            n = torch.randint(self.K, (batch_size,), generator=generator)
+        else:
+            n = torch.full((batch_size,), self._check_class(n), dtype=torch.long)
         shares = self._binomial_shares[n]  # [B, S]
         left = torch.full((batch_size,), float(seq_len - 1), dtype=torch.float64)
         counts = torch.empty(batch_size, shares.shape[1], dtype=torch.float64)
@@ -221,3 +230,27 @@ def _check_generator(generator: torch.Generator | None) -> torch.Generator | Non
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     return generator
+
+
+# --- The book's data sets -----------------------------------------------------------------------
+#: Fig 6's panels: Syn-Medium with 1, 3, 5 or 10 queries (PAPER.md B.2)
+SYN_MEDIUM_QUERIES = (1, 3, 5, 10)
+
+
+def syn_small() -> SequenceClasses:
+    """Syn-Small (PAPER.md B.1): K = 2 classes, each with its own query, 10 common tokens,
+    10 distinct tokens per class with weights ``linspace(0.1, 1, 10)``; M = 34."""
+    return SequenceClasses()
+
+
+def syn_medium(num_queries: int) -> SequenceClasses:
+    """Syn-Medium (PAPER.md B.2), one panel of Fig 6: ``num_queries`` queries with 2 next
+    tokens each, the authors' defaults otherwise (M = 33, 79, 125, 240 for 1, 3, 5, 10)."""
+    return SequenceClasses(num_queries=num_queries, next_per_query=2)
+
+
+def weakly_correlated() -> SequenceClasses:
+    """Chapter 3's weakly correlated classes (Assumption 2): one query shared by K = 3 classes,
+    2 light common tokens (weight 0.5), 20 distinct tokens per class; M = 66."""
+    return SequenceClasses(num_queries=1, next_per_query=3, num_common=2, common_per_query=0,
+                           distinct_per_next=20, common_weight=0.5)

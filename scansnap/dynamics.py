@@ -38,7 +38,7 @@ from ._validate import (
 from .data import SequenceClasses
 from .grouped import (GroupedBatch, Layout, blocks_to_full, expected_step, full_to_blocks,
                       grouped_step)
-from .models import INITS, full_to_yz, yz_logits
+from .models import INITS, full_to_yz, init_full, init_yz, yz_logits
 
 OPTIMIZERS = ("sgd", "adam")
 MODELS = ("yz", "full")
@@ -92,9 +92,6 @@ class Run:
         axes = [_unique(c[i] for c in self.configs) for i in range(3)]
         if self.configs == list(itertools.product(*axes)):
             return tuple(len(a) for a in axes)  # type: ignore[return-value]
-        legacy = self.settings.get("grid")  # a grid a caller declared for concatenated runs
-        if legacy is not None and math.prod(len(v) for v in legacy) == len(self.configs):
-            return tuple(len(v) for v in legacy)  # type: ignore[return-value]
         raise ValueError("the runs are not an eta_y × eta_z × seeds product (e.g. explicit "
                          "pairs): reshape with Run.by_pair instead of Run.grid")
 
@@ -511,18 +508,8 @@ def _init_params(
     per_seed = []
     for seed in unique_seeds:
         g = _init_stream(seed)
-        if model == "yz":
-            if init == "zero":
-                per_seed.append([torch.zeros(M, M, dtype=dtype) for _ in range(2)])
-            else:
-                bound = 1 / math.sqrt(M)
-                per_seed.append([(2 * torch.rand(M, M, generator=g, dtype=dtype) - 1) * bound
-                                 for _ in range(2)])
-        else:
-            bound = 1 / math.sqrt(d)
-            U = torch.randn(M, d, generator=g, dtype=dtype) * bound
-            per_seed.append([U] + [(2 * torch.rand(d, d, generator=g, dtype=dtype) - 1) * bound
-                                   for _ in range(3)])
+        per_seed.append(list(init_yz(M, init, generator=g, dtype=dtype) if model == "yz"
+                             else init_full(M, d, generator=g, dtype=dtype)))
     order = [unique_seeds.index(c[2]) for c in configs]
     params = [torch.stack([per_seed[i][k] for i in order]) for k in range(len(per_seed[0]))]
     # yz: (Y, Z); full: (U, W_Q, W_K, W_V) with U and W_V on the decoder's rate.

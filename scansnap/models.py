@@ -21,6 +21,55 @@ from .data import counts_of
 INITS = ("zero", "random")
 
 
+def init_yz(M: int, init: str, *, generator: torch.Generator | None = None,
+            dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Initial ``(Y, Z)``, each ``[M, M]``: ``"zero"`` is the theory's ``Y(0) = Z(0) = 0``;
+    ``"random"`` is PyTorch's default ``nn.Linear`` init ``U(−1/√M, 1/√M)``, as in the authors'
+    Fig 6 runs (``Y`` drawn first, then ``Z``, from ``generator``)."""
+    if init == "zero":
+        return torch.zeros(M, M, dtype=dtype), torch.zeros(M, M, dtype=dtype)
+    bound = 1 / math.sqrt(M)
+    Y, Z = ((2 * torch.rand(M, M, generator=generator, dtype=dtype) - 1) * bound for _ in range(2))
+    return Y, Z
+
+
+def init_full(M: int, d: int, *, generator: torch.Generator | None = None,
+              dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, ...]:
+    """Initial ``(U, W_Q, W_K, W_V)`` of the full model: ``U [M, d] ~ N(0, 1/d)`` (nearly
+    orthonormal rows for large ``d``), each ``W [d, d]`` as PyTorch's ``nn.Linear``,
+    ``U(−1/√d, 1/√d)``; drawn in that order from ``generator``."""
+    bound = 1 / math.sqrt(d)
+    U = torch.randn(M, d, generator=generator, dtype=dtype) * bound
+    return (U, *((2 * torch.rand(d, d, generator=generator, dtype=dtype) - 1) * bound
+                 for _ in range(3)))
+
+
+def attention_from_counts(z_row: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """``Xᵀ b_T`` from the attention row ``z_m`` (``[M]``) and context token counts ``[..., M]``.
+
+    Without positional encoding ``b_t ∝ exp(z_{m x_t})``, so summing over the positions that hold
+    token ``l`` gives ``(Xᵀ b_T)_l = q_l e^{z_{ml}} / Σ_{l'} q_{l'} e^{z_{ml'}}`` (Section 3,
+    Lemma 2's proof). Tokens with zero count get exactly zero; overflow-safe.
+    """
+    z_row = check_tensor("z_row", z_row, ndim=1)
+    counts = check_tensor("counts", counts)
+    if counts.shape[-1] != z_row.shape[0]:
+        raise ValueError(f"counts must have shape [..., {z_row.shape[0]}] to match z_row, "
+                         f"got {list(counts.shape)}")
+    if bool((counts < 0).any()):
+        raise ValueError("counts must be nonnegative")
+    if bool((counts.sum(-1) <= 0).any()):
+        raise ValueError("counts must have at least one token in every context (a positive sum)")
+    dtype = torch.promote_types(z_row.dtype, torch.float32)
+    return _context_attention(z_row.to(dtype), counts.to(dtype))
+
+
+def _context_attention(rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """``Xᵀ b_T = q ⊙ exp(z_m) / Σ q ⊙ exp(z_m)`` for attention rows and counts ``[..., M]``:
+    log(0) = −inf gives absent tokens exactly zero weight inside one overflow-safe softmax."""
+    return torch.softmax(rows + torch.log(counts), dim=-1)  # [..., M]
+
+
 def yz_logits(
     Y: torch.Tensor,
     Z: torch.Tensor,
@@ -39,15 +88,14 @@ def yz_logits(
     the query's one-hot before normalizing (Section 7); ``normalize`` is the ℓ2 normalization LN.
     """
     M = Z.shape[-1]
-    index = queries.unsqueeze(-1).expand(*Z.shape[:-2], queries.shape[-1], M)
-    rows = torch.gather(Z, -2, index)  # z_{x_T, ·} for every example
-    # log(0) = -inf gives absent tokens exactly zero weight inside one fused, overflow-safe softmax
-    v = torch.softmax(rows + torch.log(counts), dim=-1)  # Xᵀ b_T
-    if residual:
-        v = v + nn.functional.one_hot(queries, M).to(v.dtype)
-    if normalize:
-        v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
-    return v @ Y  # (Yᵀ u)ᵀ = uᵀ Y
+    index = queries.unsqueeze(-1).expand(*Z.shape[:-2], queries.shape[-1], M)  # [..., B, M]
+    rows = torch.gather(Z, -2, index)  # z_{x_T, ·} of every example           [..., B, M]
+    v = _context_attention(rows, counts)  # Xᵀ b_T                              [..., B, M]
+    if residual:  # Section 7
+        v = v + nn.functional.one_hot(queries, M).to(v.dtype)  #                  [..., B, M]
+    if normalize:  # LN
+        v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)  #              [..., B, M]
+    return v @ Y  # logits: (Yᵀ LN(Xᵀ b_T))ᵀ                                  [..., B, M]
 
 
 class YZModel(nn.Module):
@@ -76,13 +124,7 @@ class YZModel(nn.Module):
         self.include_query = check_bool("include_query", include_query)
         dtype = check_dtype(dtype)
         check_memory({"M": 2.0 * self.M**2 * dtype.itemsize})  # Y and Z [M, M]
-        shape = (self.M, self.M)
-        if init == "zero":
-            Y, Z = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
-        else:
-            bound = 1 / math.sqrt(self.M)
-            Y, Z = (2 * bound * torch.rand(shape, generator=generator, dtype=dtype) - bound
-                    for _ in range(2))
+        Y, Z = init_yz(self.M, init, generator=generator, dtype=dtype)
         self.Y = nn.Parameter(Y)
         self.Z = nn.Parameter(Z)
 
@@ -135,13 +177,8 @@ class Transformer1L(nn.Module):
         dtype = check_dtype(dtype)
         check_memory({"M × d (U)": float(self.M * self.d * dtype.itemsize),
                       "d (W_Q, W_K, W_V)": 3.0 * self.d**2 * dtype.itemsize})
-        bound = 1 / math.sqrt(self.d)
-        self.U = nn.Parameter(torch.randn(self.M, self.d, generator=generator, dtype=dtype) * bound)
-        self.W_Q, self.W_K, self.W_V = (
-            nn.Parameter(2 * bound * torch.rand(self.d, self.d, generator=generator, dtype=dtype)
-                         - bound)
-            for _ in range(3)
-        )
+        self.U, self.W_Q, self.W_K, self.W_V = (
+            nn.Parameter(p) for p in init_full(self.M, self.d, generator=generator, dtype=dtype))
 
     def to_yz(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``Y = U W_Vᵀ Uᵀ`` and ``Z = U W_Q W_Kᵀ Uᵀ / √d`` (Section 3.1)."""
@@ -150,15 +187,16 @@ class Transformer1L(nn.Module):
     def forward(self, contexts: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, M]`` computed in the original parameters (not through ``to_yz``)."""
         _check_tokens(contexts, queries, self.M)
-        keys = self.U[contexts]  # [B, T−1, d]
-        query = self.U[queries]  # [B, d]
-        scores = torch.einsum("bd,de,fe,btf->bt", query, self.W_Q, self.W_K, keys) / math.sqrt(self.d)
-        b = torch.softmax(scores, dim=-1)
-        v = torch.zeros(len(b), self.M, dtype=b.dtype).scatter_add(-1, contexts, b)  # Xᵀ b_T
-        if self.normalize:
-            v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
-        u_tilde = v @ self.U  # (Uᵀ LN(Xᵀ b))ᵀ
-        return u_tilde @ self.W_V.T @ self.U.T  # logits_l = u_lᵀ W_V ũ
+        keys = self.U[contexts]  # u_{x_t}                                      [B, T−1, d]
+        query = self.U[queries]  # u_{x_T}                                      [B, d]
+        scores = torch.einsum("bd,de,fe,btf->bt", query, self.W_Q, self.W_K, keys)
+        b = torch.softmax(scores / math.sqrt(self.d), dim=-1)  # b_{tT}, Eqn 1     [B, T−1]
+        v = torch.zeros(len(b), self.M, dtype=b.dtype)
+        v = v.scatter_add(-1, contexts, b)  # Xᵀ b_T: weights summed per token     [B, M]
+        if self.normalize:  # LN
+            v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)  #          [B, M]
+        u_tilde = v @ self.U  # ũ_T = Uᵀ LN(Xᵀ b_T)                             [B, d]
+        return u_tilde @ self.W_V.T @ self.U.T  # logits u_lᵀ W_V ũ_T, Eqn 2   [B, M]
 
     def attention(self, contexts: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
         """Attention ``b_{tT}`` over the positions of ``contexts`` (``[B, T−1]``)."""

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import matplotlib.style
 import matplotlib.colors as mcolors
@@ -28,7 +30,7 @@ from .data import SequenceClasses
 from .dynamics import Run
 from .metrics import common_mass
 
-__all__ = ["TOKEN_KINDS", "KIND_COLORS", "token_kinds", "class_color", "plot_class_probs",
+__all__ = ["FigureResult", "TOKEN_KINDS", "KIND_COLORS", "token_kinds", "class_color", "plot_class_probs",
            "plot_sequences", "plot_attention", "plot_run_summary", "class_rgb", "sequence_rgb",
            "new_figure", "BookFigure", "freeze_layout", "BOOK_STYLE", "use_book_style"]
 
@@ -52,6 +54,29 @@ def use_book_style() -> None:
 
 
 use_book_style()
+
+
+@dataclass
+class FigureResult:
+    """What every figure function of the book returns: the ``figure`` (a :class:`BookFigure`,
+    not registered with pyplot, so a chapter never closes anything) and the JSON-serializable
+    ``data`` it drew, which the chapter glues into its prose."""
+
+    figure: Figure
+    data: dict[str, Any]
+
+    def _repr_png_(self) -> bytes:
+        """Shown as its figure when it is a cell's value (or glued)."""
+        return BookFigure._repr_png_(self.figure)
+
+    def __repr__(self) -> str:
+        return f"FigureResult(figure={self.figure!r}, data keys={sorted(self.data)})"
+
+    def glue(self, prefix: str) -> None:
+        """Glue the numbers of ``data`` (its scalar entries) as ``f"{prefix}_{key}"``."""
+        from .gluing import glue_numbers
+
+        glue_numbers(prefix, self.data)
 
 
 class BookFigure(Figure):

@@ -428,7 +428,8 @@ def _check_text(split: str, data: bytes, origin: str, sha256: Mapping[str, str])
             "different data. Replace it with the tokenized wikitext-2-v1 file (or pass "
             "verify=False to use it anyway)."
         )
-    lines = data.count(b"\n")
+    # A last line without its newline is a line too: text appended at the end must not pass.
+    lines = data.count(b"\n") + (not data.endswith(b"\n") and bool(data))
     if lines != SPLIT_LINES[split]:
         raise WikiTextCorrupt(
             f"{origin} ({split} split) has {lines} lines, expected {SPLIT_LINES[split]}: "

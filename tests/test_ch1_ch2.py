@@ -11,7 +11,8 @@ import torch
 
 matplotlib.use("Agg")
 
-from scansnap import SequenceClasses, plots, reparam, setting, train  # noqa: E402
+from scansnap import SequenceClasses, metrics, plots, train  # noqa: E402
+from scansnap.chapters import ch1_setting, ch2_reparameterization  # noqa: E402
 from scansnap.checks import CheckFailed, ch1, ch2  # noqa: E402
 from scansnap.models import full_to_yz  # noqa: E402
 
@@ -69,16 +70,16 @@ def test_class_and_sequence_images():
 
 
 def test_class_explorer_redraws_and_validates():
-    explorer = setting.ClassExplorer(num_sequences=2, seq_len=12, seed=0)
+    explorer = ch1_setting.ClassExplorer(num_sequences=2, seq_len=12, seed=0)
     classes = explorer.update(num_queries=3, next_per_query=2, num_common=0, distinct_per_next=4)
     assert classes.K == 6
     assert explorer.image_p.get_array().shape == (classes.K + 1, classes.M, 3)
     assert explorer.image_s.get_array().shape == (2, 11 + 3, 3)
     assert explorer.figure._repr_png_().startswith(b"\x89PNG")
     with pytest.raises(ValueError, match="num_sequences"):
-        setting.ClassExplorer(num_sequences=0)
+        ch1_setting.ClassExplorer(num_sequences=0)
     with pytest.raises(ValueError, match="seq_len"):
-        setting.ClassExplorer(seq_len=1)
+        ch1_setting.ClassExplorer(seq_len=1)
 
 
 def test_plot_run_summary():
@@ -106,23 +107,23 @@ def test_attention_from_counts_matches_positions():
         weights = torch.softmax(z[contexts[b]], 0)  # b_t over positions
         by_token = torch.zeros(SYN.M, dtype=torch.float64).index_add_(0, contexts[b], weights)
         counts = torch.bincount(contexts[b], minlength=SYN.M).double()
-        assert torch.allclose(setting.attention_from_counts(z, counts), by_token, atol=1e-14)
+        assert torch.allclose(ch1.attention_from_counts(z, counts), by_token, atol=1e-14)
     with pytest.raises(ValueError, match="nonnegative"):
-        setting.attention_from_counts(torch.zeros(3), torch.tensor([1.0, -1.0, 1.0]))
+        ch1.attention_from_counts(torch.zeros(3), torch.tensor([1.0, -1.0, 1.0]))
     with pytest.raises(ValueError, match="positive sum"):
-        setting.attention_from_counts(torch.zeros(3), torch.zeros(3))
+        ch1.attention_from_counts(torch.zeros(3), torch.zeros(3))
 
 
 def test_lemma18_bound_and_validation():
-    assert math.isclose(setting.lemma18_bound(101, 0.05), math.sqrt(math.log(40) / 200))
+    assert math.isclose(ch1_setting.lemma18_bound(101, 0.05), math.sqrt(math.log(40) / 200))
     with pytest.raises(ValueError, match="T must be"):
-        setting.lemma18_bound(1, 0.1)
+        ch1_setting.lemma18_bound(1, 0.1)
     with pytest.raises(ValueError, match="delta"):
-        setting.lemma18_bound(10, 1.0)
+        ch1_setting.lemma18_bound(10, 1.0)
 
 
 def test_lemma2_convergence_rate_and_bound():
-    result = setting.lemma2_convergence(SYN, Ts=(100, 1000, 10000), batch_size=400, seed=3)
+    result = ch1_setting.lemma2_convergence(SYN, Ts=(100, 1000, 10000), batch_size=400, seed=3)
     data = result.data
     assert -0.6 < data["slope"] < -0.4
     assert all(q <= b for q, b in zip(data["freq_quantile"], data["bound"]))
@@ -131,7 +132,7 @@ def test_lemma2_convergence_rate_and_bound():
     predicted = ch1.reference_predicted_l1_gap(SYN.probs()[0], torch.zeros(SYN.M), 10000)
     assert abs(data["l1_mean"][-1] / predicted - 1) < 0.1
     with pytest.raises(ValueError, match="fit_min_T"):
-        setting.lemma2_convergence(SYN, Ts=(10, 20), fit_min_T=100)
+        ch1_setting.lemma2_convergence(SYN, Ts=(10, 20), fit_min_T=100)
 
 
 def test_ch1_checks_reject_wrong_answers():
@@ -142,7 +143,7 @@ def test_ch1_checks_reject_wrong_answers():
     with pytest.raises(CheckFailed, match="NaN or inf"):
         ch1.check_attention_from_counts(naive)
     with pytest.raises(CheckFailed, match="shape"):
-        ch1.check_attention_from_counts(lambda z, q: setting.attention_from_counts(z, q)[..., 1:])
+        ch1.check_attention_from_counts(lambda z, q: ch1.attention_from_counts(z, q)[..., 1:])
     with pytest.raises(CheckFailed, match="factor"):
         ch1.check_predicted_l1_gap(lambda p, z, T: 2 * ch1.reference_predicted_l1_gap(p, z, T))
     with pytest.raises(NotImplementedError):
@@ -151,14 +152,14 @@ def test_ch1_checks_reject_wrong_answers():
 
 # --- Chapter 2: reparameterization ---------------------------------------------------------
 def test_logit_identity_is_exact():
-    out = reparam.logit_identity(SYN, ds=(1, 32), seeds=(0,), batch_size=8, seq_len=20)
+    out = ch2_reparameterization.logit_identity(SYN, ds=(1, 32), seeds=(0,), batch_size=8, seq_len=20)
     assert out["max_abs_error"].shape == (2, 1)
     assert out["max_abs_error"].max() < 1e-12
 
 
 def test_lemma1_check_agrees_with_autograd():
     for normalize in (True, False):
-        out = reparam.lemma1_check(M=6, seq_len=8, cases=5, normalize=normalize)
+        out = ch2_reparameterization.lemma1_check(M=6, seq_len=8, cases=5, normalize=normalize)
         assert out["max_rel_error_Y"] < 1e-10 and out["max_rel_error_Z"] < 1e-10
         assert out["max_row_sum"] < 1e-12
 
@@ -166,31 +167,31 @@ def test_lemma1_check_agrees_with_autograd():
 def test_row_sums_sgd_vs_adam():
     sgd = train(SYN, 1.0, 1.0, steps=8, batch_size=16, seq_len=32, seeds=[0])
     adam = train(SYN, 0.1, 0.1, steps=8, batch_size=16, seq_len=32, seeds=[0], optimizer="adam")
-    s, a = reparam.row_sum_drift(sgd), reparam.row_sum_drift(adam)
+    s, a = ch2_reparameterization.row_sum_drift(sgd), ch2_reparameterization.row_sum_drift(adam)
     assert s["Y"].max() < 1e-12 and s["Z"].max() < 1e-12 and s["Z_other_rows"].max() == 0
     assert a["Y"].max() > 1e-3 and a["Z"].max() > 1e-3
     assert a["Z_other_rows"].max() == 0  # Adam's update is 0 where the gradient is always 0
     with pytest.raises(TypeError):
-        reparam.row_sum_drift("run")
+        ch2_reparameterization.row_sum_drift("run")
 
 
 def test_one_step_rates_match_prediction_at_large_width():
-    r = reparam.one_step_rates(SYN, 256, eta_y=0.5, eta_z=2.0, seed=0, batch_size=64)
-    ky, kz = reparam.predicted_rates(256, 0.5, 2.0)
+    r = ch2_reparameterization.one_step_rates(SYN, 256, eta_y=0.5, eta_z=2.0, seed=0, batch_size=64)
+    ky, kz = ch2_reparameterization.predicted_rates(256, 0.5, 2.0)
     assert abs(r.kappa_y / ky - 1) < 0.2
     assert abs(r.kappa_z_attention / kz - 1) < 0.2 and r.cos_z_attention > 0.8
     assert r.cos_y > 0.8
     with pytest.raises(ValueError, match="d must be"):
-        reparam.one_step_rates(SYN, 0)
+        ch2_reparameterization.one_step_rates(SYN, 0)
 
 
 def test_rates_vs_width_and_compare_frame():
-    result = reparam.rates_vs_width(SYN, ds=(8, 64), seeds=(0,))
+    result = ch2_reparameterization.rates_vs_width(SYN, ds=(8, 64), seeds=(0,))
     assert len(result.data["kappa_y_mean"]) == 2
-    fig = reparam.compare_frame(SYN, [("a", SYN.probs()), ("b", SYN.probs())], ymax=0.2)
+    fig = ch2_reparameterization.compare_frame(SYN, [("a", SYN.probs()), ("b", SYN.probs())], ymax=0.2)
     assert len(fig.axes) == 2
     with pytest.raises(ValueError, match="panels"):
-        reparam.compare_frame(SYN, [])
+        ch2_reparameterization.compare_frame(SYN, [])
 
 
 def test_ch2_checks_reject_wrong_answers():
@@ -218,20 +219,22 @@ def test_ch2_checks_reject_wrong_answers():
 def test_row_sum_plot():
     sgd = train(SYN, 1.0, 1.0, steps=4, batch_size=8, seq_len=16, seeds=[0])
     adam = train(SYN, 0.1, 0.1, steps=4, batch_size=8, seq_len=16, seeds=[0], optimizer="adam")
-    fig = reparam.plot_row_sums({"sgd": sgd, "adam": adam})
+    result = ch2_reparameterization.plot_row_sums({"sgd": sgd, "adam": adam})
+    fig = result.figure
     assert len(fig.axes) == 2
+    assert result.data["adam"]["Z"] == list(fig.axes[1].lines[1].get_ydata())
     # Zeros are drawn at the floor, Adam's drift well above it.
     y_sgd, y_adam = (line.get_ydata() for line in fig.axes[0].lines[:2])
     assert y_sgd[0] == 1e-18 and y_adam[-1] > 1e-3
     with pytest.raises(ValueError, match="runs"):
-        reparam.plot_row_sums({})
+        ch2_reparameterization.plot_row_sums({})
     with pytest.raises(ValueError, match="run_index"):
-        reparam.plot_row_sums({"sgd": sgd}, run_index=3)
+        ch2_reparameterization.plot_row_sums({"sgd": sgd}, run_index=3)
 
 
 def test_train_full_with_rates_follows_train_and_measures():
     kwargs = dict(steps=6, batch_size=16, seq_len=24, seeds=[1, 2], record_every=3)
-    full = reparam.train_full_with_rates(SYN, 0.1, 5.0, d=16, measure_every=2, **kwargs)
+    full = ch2_reparameterization.train_full_with_rates(SYN, 0.1, 5.0, d=16, measure_every=2, **kwargs)
     ref = train(SYN, 0.1, 5.0, model="full", d=16, init="random", **kwargs)
     assert torch.allclose(full.run.Z, ref.Z, atol=1e-12) and torch.allclose(full.run.Y, ref.Y,
                                                                            atol=1e-12)
@@ -240,24 +243,24 @@ def test_train_full_with_rates_follows_train_and_measures():
     assert full.embedding_norms.shape == (2, 3, SYN.M) and full.weight_norms.shape == (2, 3, 3)
     # The first measurement is one_step_rates' regime: near the initialization prediction.
     assert 0.5 < full.kappa_y[0, 0] / full.predicted[0] < 2
-    fig = reparam.plot_full_vs_yz(full, ref)
-    assert len(fig.axes) == 2
+    result = ch2_reparameterization.plot_full_vs_yz(full, ref)
+    assert len(result.figure.axes) == 2 and len(result.data["common_mass_full"]) == 2
     with pytest.raises(TypeError, match="FullTraining"):
-        reparam.plot_full_vs_yz(ref, ref)
+        ch2_reparameterization.plot_full_vs_yz(ref, ref)
     with pytest.raises(ValueError, match="seeds must be distinct"):
-        reparam.train_full_with_rates(SYN, 0.1, 1.0, seeds=[1, 1])
+        ch2_reparameterization.train_full_with_rates(SYN, 0.1, 1.0, seeds=[1, 1])
     with pytest.raises(FloatingPointError, match="diverged"):
-        reparam.train_full_with_rates(SYN, 50.0, 50.0, d=8, steps=40, batch_size=8, seq_len=16)
+        ch2_reparameterization.train_full_with_rates(SYN, 50.0, 50.0, d=8, steps=40, batch_size=8, seq_len=16)
 
 
 def test_one_step_explorer_and_frame_reference():
-    explorer = reparam.OneStepExplorer(SYN, batch_size=16)
+    explorer = ch2_reparameterization.OneStepExplorer(SYN, batch_size=16)
     r = explorer.update(d=64, seed=1)
     assert r.d == 64 and explorer.points_y.get_offsets().shape == (SYN.M * SYN.M, 2)
     assert explorer.points_att.get_offsets().shape[0] == r.GZ.numel()
     assert explorer.figure.get_layout_engine() is None or \
         type(explorer.figure.get_layout_engine()).__name__ == "PlaceHolderLayoutEngine"
-    fig = reparam.compare_frame(SYN, [("a", SYN.probs())], reference=SYN.probs())
+    fig = ch2_reparameterization.compare_frame(SYN, [("a", SYN.probs())], reference=SYN.probs())
     assert len(fig.axes) == 1
     with pytest.raises(TypeError, match="Figure"):
         plots.freeze_layout("figure")
@@ -268,22 +271,22 @@ def test_assumption2_eigenvalues_of_E():
     small = SequenceClasses()
     p = small.probs()
     r = float((p[0] @ p[1]) / (p[0].norm() * p[1].norm()))
-    a = setting.assumption2(small)
+    a = ch1_setting.assumption2(small)
     assert a.largest == pytest.approx(r, rel=1e-12) and a.smallest == pytest.approx(r, rel=1e-12)
     assert a.M_over_K2 == small.M / 4 and not a.weak_correlation  # r ≈ 0.72 > 1/K = 0.5
     # No common tokens: orthogonal classes, E = 0.
-    orthogonal = setting.assumption2(SequenceClasses(num_queries=1, next_per_query=3, num_common=0))
+    orthogonal = ch1_setting.assumption2(SequenceClasses(num_queries=1, next_per_query=3, num_common=0))
     assert orthogonal.largest < 1e-12 and orthogonal.weak_correlation
     # Attention away from the common tokens decorrelates the classes.
     Z = torch.zeros(small.M, small.M, dtype=torch.float64)
     Z[small.query_tokens[:, None], small.common_tokens(0)] = -5.0
-    assert setting.assumption2(small, Z).largest < a.largest
+    assert ch1_setting.assumption2(small, Z).largest < a.largest
     with pytest.raises(TypeError, match="classes"):
-        setting.assumption2("Syn-Small")
+        ch1_setting.assumption2("Syn-Small")
     with pytest.raises(ValueError, match="Z"):
-        setting.assumption2(small, torch.zeros(3, 3))
-    table = setting.assumption2_table(setting.book_datasets())
-    assert table.count("<tr>") == 1 + len(setting.book_datasets())
+        ch1_setting.assumption2(small, torch.zeros(3, 3))
+    table = ch1_setting.assumption2_table(ch1_setting.book_datasets())
+    assert table.count("<tr>") == 1 + len(ch1_setting.book_datasets())
     assert (f"<td>Syn-Small (ch. 1–4)</td><td>{small.M}</td><td>2</td><td>{small.M / 4:.1f}</td>"
             f"<td>{r:.3f}</td>") in table
 
@@ -310,3 +313,28 @@ def test_book_style_is_applied_and_colour_blind_safe():
             # every tick label is at least the style's small size
             for label in ax.get_xticklabels() + ax.get_yticklabels():
                 assert label.get_fontsize() >= 0.69 * mpl.rcParams["font.size"]
+
+
+def test_training_summary_reads_the_run():
+    run = train(SYN, eta_y=10.0, eta_z=1.0, steps=30, batch_size=32, seq_len=32, seeds=[1, 2],
+                record_every=10)
+    summary = ch1_setting.training_summary(run, fit_loss=10.0)  # every loss is below 10
+    mass = metrics.common_mass(SYN, run.Z)
+    assert summary["mass0"] == pytest.approx(float(mass[0, 0, 0]))
+    assert summary["mass_lo"] <= summary["mass1"] <= summary["mass_hi"]
+    assert (summary["seeds"], summary["steps"], summary["fit_lo"], summary["fit_hi"]) == (2, 30, 0, 0)
+    assert ch1_setting.training_summary(run, fit_loss=0.0)["fit_hi"] == -1  # never reached
+    assert all(int(t) in range(1, SYN.distinct_per_next + 1) for t in summary["top"].split(" or "))
+
+
+def test_glue_numbers_glues_scalars_only(monkeypatch):
+    import myst_nb
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: glued.update({name: value}))
+    from scansnap.gluing import glue_numbers
+
+    glue_numbers("p", {"a": 1.5, "b": "x", "c": [1, 2], "d": True, "e": 3})
+    assert glued == {"p_a": 1.5, "p_b": "x", "p_e": 3}
+    with pytest.raises(ValueError, match="prefix"):
+        glue_numbers("not a prefix", {})

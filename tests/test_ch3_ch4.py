@@ -19,9 +19,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from scansnap import SequenceClasses, decompose, population, theory  # noqa: E402
 from scansnap.__main__ import main  # noqa: E402
 from scansnap.checks import CheckFailed, ch3  # noqa: E402
-from scansnap.figures import ydynamics as yd  # noqa: E402
+from scansnap.chapters import ch3_y_dynamics  # noqa: E402
+from scansnap.data import syn_small, weakly_correlated  # noqa: E402
 
-CH3 = yd.ch3_classes()
+CH3 = weakly_correlated()
 ORTHO = SequenceClasses(num_queries=1, next_per_query=3, num_common=0, distinct_per_next=20)
 
 
@@ -175,7 +176,7 @@ def test_fit_time_inverts_lemma5_and_matches_simulation(frozen):
 
 # --- Chapter 3 figures ---------------------------------------------------------------------
 def test_fig8_data_matches_lemma7():
-    result = yd.fig8(quick=True)
+    result = ch3_y_dynamics.fig8(quick=True)
     plt.close(result.figure)
     panels = result.data["panels"]
     assert [p["M"] for p in panels] == [50, 1000]
@@ -192,19 +193,19 @@ def test_fig8_data_matches_lemma7():
 def test_gamma_stages_are_the_leading_terms():
     M, K, eta = 66, 3, 2.0
     t0p = float(theory.t0_prime(M, K, eta))
-    early, late = yd.gamma_stages(np.array([t0p / 100, 100 * t0p]), M, K, eta)
+    early, late = ch3_y_dynamics.gamma_stages(np.array([t0p / 100, 100 * t0p]), M, K, eta)
     g = theory.gamma(np.array([t0p / 100, 100 * t0p]), M, K, eta)
     assert g[0] / early[0] == pytest.approx(1, abs=0.02)
     assert g[1] / late[1] == pytest.approx(1, abs=0.1)
-    _, late0 = yd.gamma_stages(np.array([0.0]), M, K, eta)
+    _, late0 = ch3_y_dynamics.gamma_stages(np.array([0.0]), M, K, eta)
     assert np.isnan(late0[0])
     with pytest.raises(ValueError, match="eta_y"):
-        yd.gamma_stages(np.array([1.0]), M, K, 0.0)
+        ch3_y_dynamics.gamma_stages(np.array([1.0]), M, K, 0.0)
     with pytest.raises(ValueError, match="t must be"):
-        yd.gamma_stages(np.array([-1.0]), M, K, 1.0)
+        ch3_y_dynamics.gamma_stages(np.array([-1.0]), M, K, 1.0)
     plt.close("all")
     with pytest.raises(ValueError, match="stages_eta"):  # checked before any figure is made
-        yd.gamma_figure(M, K, [1.0], 60, stages_eta=0.0)
+        ch3_y_dynamics.gamma_figure(M, K, [1.0], 60, stages_eta=0.0)
     assert plt.get_fignums() == []
     # the peak lies before t0' (errata: not inside [t0', t0])
     for M_, K_ in ((66, 3), (1000, 10), (50, 1)):
@@ -215,21 +216,19 @@ def test_gamma_stages_are_the_leading_terms():
 def test_chapter3_figures_and_frames_leave_no_figure_open(frozen):
     plt.close("all")
     m = decompose.measure_theorem1(frozen)
-    figs = [yd.gamma_figure(CH3.M, CH3.K, [0.5, 2.0], 60,
+    figs = [result.figure for result in (ch3_y_dynamics.gamma_figure(CH3.M, CH3.K, [0.5, 2.0], 60,
                             measured={2.0: (m.steps[1:], m.coefficients[1:, 0, 0].numpy())},
                             stages_eta=2.0),
-            yd.gamma_figure(CH3.M, CH3.K, [1.0], 60),
-            yd.theorem1_figure(m, "title")]
+            ch3_y_dynamics.gamma_figure(CH3.M, CH3.K, [1.0], 60),
+            ch3_y_dynamics.theorem1_figure(m, "title"))]
     assert len(figs[0].axes) == 2 and len(figs[1].axes) == 1
-    for fig in figs:
-        plt.close(fig)
-    frames, labels = yd.gradient_scrubber_frames(frozen, every=20)
+    frames, labels = ch3_y_dynamics.gradient_scrubber_frames(frozen, every=20)
     assert labels == ["1", "21", "41"] and all(f.startswith(b"\x89PNG") for f in frames)
     assert plt.get_fignums() == []
 
 
 def test_h_explorer_updates_in_place():
-    explorer = yd.HExplorer(horizon=40)
+    explorer = ch3_y_dynamics.HExplorer(horizon=40)
     explorer.update(M=200, K=4, eta_y=0.5)
     x, y = explorer.g_line.get_data()
     np.testing.assert_allclose(y, theory.gamma(explorer.t, 200, 4, 0.5))
@@ -268,15 +267,15 @@ def test_ch3_checks_explain_wrong_answers():
 # === Chapter 4 ================================================================================
 from scansnap import metrics, train  # noqa: E402
 from scansnap.checks import ch4  # noqa: E402
-from scansnap.figures import tokens as tk  # noqa: E402
+from scansnap.chapters import ch4_fates_of_tokens  # noqa: E402
 
-SYN = tk.syn_small()
+SYN = syn_small()
 
 
 @pytest.fixture(scope="module")
 def sgd_short():
     """The Fig 4 command, shortened: both learning rates, every step recorded up to 50."""
-    return tk.fig4_run(eta_y=[1.0, 10.0], eta_z=1.0, steps=50, batch_size=64, record_every=1,
+    return ch4_fates_of_tokens.fig4_run(eta_y=[1.0, 10.0], eta_z=1.0, steps=50, batch_size=64, record_every=1,
                        progress=False)
 
 
@@ -351,9 +350,9 @@ def test_theorem3_bounds_only_with_every_step_and_sgd(sgd_short):
     late = slice(6, None)  # with batch 64, χ trails the lower bound for steps 2–5 (sampling noise)
     assert m.B is not None
     assert bool(((m.lower[late] <= m.chi[late]) & (m.chi[late] <= m.upper[late])).all())
-    coarse = tk.fig4_run(eta_y=1.0, steps=6, batch_size=8, record_every=2, progress=False)
+    coarse = ch4_fates_of_tokens.fig4_run(eta_y=1.0, steps=6, batch_size=8, record_every=2, progress=False)
     assert decompose.measure_theorem3(coarse).B is None
-    adam = tk.fig4_run(eta_y=0.1, eta_z=0.1, optimizer="adam", steps=3, batch_size=8,
+    adam = ch4_fates_of_tokens.fig4_run(eta_y=0.1, eta_z=0.1, optimizer="adam", steps=3, batch_size=8,
                        record_every=1, progress=False)
     assert decompose.measure_theorem3(adam).B is None
     with pytest.raises(ValueError, match="n must be"):
@@ -371,8 +370,8 @@ def test_theorem2_fates_in_the_fig4_run(sgd_short):
 def test_fig4_reuses_a_run_and_validates(sgd_short):
     plt.close("all")
     with pytest.raises(ValueError, match="run must be"):
-        tk.fig4(run=tk.fig4_run(eta_y=1.0, steps=2, batch_size=4, progress=False))
-    result = tk.fig4(run=sgd_short)
+        ch4_fates_of_tokens.fig4(run=ch4_fates_of_tokens.fig4_run(eta_y=1.0, steps=2, batch_size=4, progress=False))
+    result = ch4_fates_of_tokens.fig4(run=sgd_short)
     plt.close(result.figure)
     lo, hi = result.data["panels"]
     assert result.data["final_iteration"] == 48 and result.data["iterations"][-1] == 48
@@ -380,23 +379,23 @@ def test_fig4_reuses_a_run_and_validates(sgd_short):
     assert hi["common_mass_final"] > lo["common_mass_final"]
     assert len(lo["c1_rows"]) == 7 and len(lo["c1_rows"][0]) == 20
     assert lo["loss"][0] == pytest.approx(math.log(34), rel=1e-6)
-    frames, labels = tk.attention_scrubber_frames(sgd_short, steps=[0, 2, 48])
+    frames, labels = ch4_fates_of_tokens.attention_scrubber_frames(sgd_short, steps=[0, 2, 48])
     assert labels == ["0", "2", "48"] and all(f.startswith(b"\x89PNG") for f in frames)
     with pytest.raises(ValueError, match="recorded steps"):
-        tk.attention_scrubber_frames(sgd_short, steps=[0, 500])
-    fig = tk.logit_trajectories(sgd_short)
-    plt.close(fig)
+        ch4_fates_of_tokens.attention_scrubber_frames(sgd_short, steps=[0, 500])
+    trajectories = ch4_fates_of_tokens.logit_trajectories(sgd_short)
+    first_common = trajectories.figure.axes[0].get_lines()[0].get_ydata()
+    np.testing.assert_allclose(np.asarray(trajectories.data["common"])[:, 0], first_common)
     m = [decompose.measure_theorem3(sgd_short, i) for i in range(2)]
-    fig = tk.theorem3_figure(m, ["a", "b"])
-    assert len(fig.axes) == 4
-    plt.close(fig)
+    result = ch4_fates_of_tokens.theorem3_figure(m, ["a", "b"])
+    assert len(result.figure.axes) == 4 and set(result.data) == {"a", "b"}
     with pytest.raises(ValueError, match="equal length"):
-        tk.theorem3_figure(m, ["a"])
+        ch4_fates_of_tokens.theorem3_figure(m, ["a"])
     assert plt.get_fignums() == []
 
 
 def test_training_explorer_updates_in_place():
-    explorer = tk.TrainingExplorer(steps=6, batch_size=16)
+    explorer = ch4_fates_of_tokens.TrainingExplorer(steps=6, batch_size=16)
     explorer.update(eta_y=1.0, eta_z=1.0, optimizer="sgd")
     heights = np.array([b.get_height() for b in explorer.bars])
     assert heights.sum() == pytest.approx(1.0, abs=1e-5) and "SGD" in explorer.ax.get_title()
@@ -407,11 +406,11 @@ def test_training_explorer_updates_in_place():
     with pytest.raises(ValueError, match="optimizer"):
         explorer.update(optimizer="lbfgs")
     with pytest.raises(ValueError, match="steps"):
-        tk.TrainingExplorer(steps=0)
+        ch4_fates_of_tokens.TrainingExplorer(steps=0)
 
 
 def test_population_explorer_updates_in_place():
-    explorer = tk.PopulationExplorer(steps=5)
+    explorer = ch4_fates_of_tokens.PopulationExplorer(steps=5)
     explorer.update(eta_y=1.0, eta_z=1.0)
     heights = np.array([b.get_height() for b in explorer.bars])
     assert heights.sum() == pytest.approx(1.0, abs=1e-9) and "population" in explorer.ax.get_title()
@@ -462,24 +461,24 @@ def test_lemma4_figure():
     run = population(mechanism.theorem4_classes(2), eta_y=1.0, eta_z=[0.01, 1.0], steps=20,
                      record_every=1)
     agreement = {f"ratio {r}": mechanism.lemma4_agreement(run, i) for i, r in enumerate((100, 1))}
-    fig = tk.lemma4_figure(agreement, tolerance=0.02)
-    lines = fig.axes[0].get_lines()
+    result = ch4_fates_of_tokens.lemma4_figure(agreement, tolerance=0.02)
+    lines = result.figure.axes[0].get_lines()
     np.testing.assert_allclose(lines[0].get_ydata(), agreement["ratio 100"]["error"][1:])
-    plt.close(fig)
+    np.testing.assert_allclose(result.data["agreements"]["ratio 100"]["error"], lines[0].get_ydata())
     with pytest.raises(ValueError, match="agreements"):
-        tk.lemma4_figure({}, tolerance=0.02)
+        ch4_fates_of_tokens.lemma4_figure({}, tolerance=0.02)
 
 
 def test_four_stages_are_measured_and_ordered():
-    run = tk.fig4_run(eta_y=1.0, eta_z=1.0, record_every=1)
-    result = tk.four_stages(run)
+    run = ch4_fates_of_tokens.fig4_run(eta_y=1.0, eta_z=1.0, record_every=1)
+    result = ch4_fates_of_tokens.four_stages(run)
     plt.close(result.figure)
     s = result.data["stages"]
     assert s[0] == 0 and s[0] < s[1] < s[2] < s[3] <= 100
     mass = np.array(result.data["common_mass"])
     assert mass[s[1]] <= mass[0] - 0.5 * (mass[0] - mass[-1]) < mass[s[1] - 1]
     with pytest.raises(TypeError, match="run"):
-        tk.four_stages("run")
+        ch4_fates_of_tokens.four_stages("run")
 
 
 def test_lemma5_errors_zero_on_lemma5_and_positive_off_it():
@@ -492,11 +491,11 @@ def test_lemma5_errors_zero_on_lemma5_and_positive_off_it():
         exact[:, n, n] = (M - 1) * hs
     shifted = exact.copy()
     shifted[:, 0, 1] += 0.25
-    errors = yd.lemma5_errors({"exact": (exact, M), "shifted": (shifted, M)}, steps, K, eta_y)
+    errors = ch3_y_dynamics.lemma5_errors({"exact": (exact, M), "shifted": (shifted, M)}, steps, K, eta_y)
     assert errors["exact"]["max"] < 1e-12
     assert errors["shifted"]["off_diagonal"] == pytest.approx(0.25)
     assert errors["shifted"]["diagonal"] < 1e-12
     with pytest.raises(ValueError, match="rows"):
-        yd.lemma5_errors({"bad": (exact[:, :2], M)}, steps, K, eta_y)
+        ch3_y_dynamics.lemma5_errors({"bad": (exact[:, :2], M)}, steps, K, eta_y)
     with pytest.raises(ValueError, match="eta_y"):
-        yd.lemma5_errors({"exact": (exact, M)}, steps, K, 0.0)
+        ch3_y_dynamics.lemma5_errors({"exact": (exact, M)}, steps, K, 0.0)

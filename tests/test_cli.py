@@ -1,5 +1,6 @@
 """The command line: python -m scansnap."""
 
+import re
 import subprocess
 import sys
 
@@ -19,7 +20,18 @@ def test_unknown_figure_is_a_clear_error(capsys):
 
 
 def test_list_figures(capsys):
+    """One line per regenerated figure, in order, each naming the figure its number makes (the
+    summary is the first line of the registered function's docstring)."""
+    from scansnap import figures
+
     assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [int(re.match(r"figure (\d+): ", line).group(1)) for line in lines] == sorted(
+        figures.FIGURES)
+    assert sorted(figures.FIGURES) == list(range(3, 13))  # the paper's Figs 3-12
+    for line in lines:
+        number = line.split(":")[0].removeprefix("figure ")
+        assert re.match(rf"figure {number}: Fig {number}\b", line), line
 
 
 def test_student_edition_needs_a_book_folder(tmp_path, monkeypatch, capsys):

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from scansnap import coverage
+from scansnap.chapters import intro
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("result", coverage.RESULTS, ids=lambda r: coverage.short(r.name))
+@pytest.mark.parametrize("result", intro.RESULTS, ids=lambda r: intro.short(r.name))
 def test_registry_points_at_what_exists(result):
     page = ROOT / f"{result.page}.md"
     assert page.is_file(), f"{result.name}: no page {page}"
@@ -27,17 +27,17 @@ def test_registry_points_at_what_exists(result):
 
 def test_every_page_is_in_the_toc():
     toc = (ROOT / "_toc.yml").read_text()
-    for result in coverage.RESULTS:
+    for result in intro.RESULTS:
         assert f"file: {result.page}" in toc, f"{result.page} is not in _toc.yml"
 
 
 def test_renders_links_and_verdicts():
-    table = coverage.coverage_table()
-    assert table.count("\n") == len(coverage.RESULTS) + 1
+    table = intro.coverage_table()
+    assert table.count("\n") == len(intro.RESULTS) + 1
     assert "{prf:ref}`Lemma 4 <ch4-lem-zdot>`" in table
-    chain = coverage.dependency_map()
+    chain = intro.dependency_map()
     assert chain.index("Lemma 4 <") < chain.index("Theorem 2 <") < chain.index("Theorem 4 <")
     with pytest.raises(ValueError, match="verdict"):
-        coverage.Result("x", "§0", "book/intro", None, (), "maybe", "")
+        intro.Result("x", "§0", "book/intro", None, (), "maybe", "")
     with pytest.raises(ValueError, match="no registered"):
-        coverage.find("Lemma 99")
+        intro.find("Lemma 99")

@@ -113,3 +113,18 @@ def test_sample_counts_dtype_checked():
     with pytest.raises(TypeError, match="dtype must be a torch.dtype"):
         classes.sample_support_counts(4, 8, dtype=32)
     assert classes.sample_counts(4, 8, dtype="float32")[0].dtype == torch.float32
+
+
+def test_sample_counts_of_one_class():
+    """``n=`` draws every example from that class: counts on its support only, mean counts
+    ``(T − 1) P(l|n)`` (4 standard errors), and the class is validated."""
+    classes = SequenceClasses()
+    B, T, n = 4000, 65, 1
+    counts, queries, targets = classes.sample_counts(B, T, torch.Generator().manual_seed(3), n=n)
+    assert (queries == classes.query_tokens[n]).all() and (targets == classes.next_tokens[n]).all()
+    p = classes.probs()[n]
+    assert (counts[:, p == 0] == 0).all() and (counts.sum(-1) == T - 1).all()
+    se = ((T - 1) * p * (1 - p) / B).sqrt()
+    assert ((counts.mean(0) - (T - 1) * p).abs() <= 4 * se + 1e-12).all()
+    with pytest.raises(ValueError, match="n must"):
+        classes.sample_counts(4, 8, n=2)

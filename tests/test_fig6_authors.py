@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from scansnap import fig6_authors, sweeps
+from scansnap.chapters import ch5_phase_transition as ch5
 
 
-def fake_sweep(scale_of_pm: float, shift: float = 0.0) -> sweeps.Sweep:
+def fake_sweep(scale_of_pm: float, shift: float = 0.0) -> ch5.Sweep:
     """A sweep whose per-cell mean is the authors' mean + shift and whose per-seed std is
     ``scale_of_pm`` times the authors' ±."""
-    cells = fig6_authors.load()
+    cells = ch5.authors.load()
     panels = sorted({int(c["num_queries"]) for c in cells})
     eta_z = sorted({c["eta_z"] for c in cells})
     ratios = sorted({c["ratio"] for c in cells})
@@ -22,26 +22,26 @@ def fake_sweep(scale_of_pm: float, shift: float = 0.0) -> sweeps.Sweep:
                 i, j = eta_z.index(c["eta_z"]), ratios.index(c["ratio"])
                 H[i, j] = c["mean"] + shift + scale_of_pm * c["pm"] * unit
         entropy[(q, "random")] = H
-    return sweeps.Sweep(panels=[(q, 2 * q, 0) for q in panels], eta_z=eta_z, ratios=ratios,
+    return ch5.Sweep(panels=[(q, 2 * q, 0) for q in panels], eta_z=eta_z, ratios=ratios,
                         seeds=list(range(1, 11)), inits=["random"], entropy=entropy, recall={},
                         thresholds={}, seconds={})
 
 
 def test_load_has_the_64_cells():
-    cells = fig6_authors.load()
+    cells = ch5.authors.load()
     assert len(cells) == 64
     assert all(c["pm"] > 0 and 0 < c["mean"] < np.log(10) for c in cells)
 
 
 def test_compare_reads_pm_as_std_when_it_is():
-    out = fig6_authors.compare(fake_sweep(1.0))
+    out = ch5.authors.compare(fake_sweep(1.0))
     assert out["pm_over_std"] == pytest.approx(1.0)
     assert out["pm_over_sem"] == pytest.approx(np.sqrt(10))
     assert out["max_abs_deviation"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_compare_deviation_in_seed_spread_units():
-    out = fig6_authors.compare(fake_sweep(1.0, shift=0.01))
+    out = ch5.authors.compare(fake_sweep(1.0, shift=0.01))
     dev = np.array([r["deviation"] for r in out["records"]])
     pm = np.array([r["pm"] for r in out["records"]])
     np.testing.assert_allclose(dev, 0.01 / pm)
@@ -50,6 +50,6 @@ def test_compare_deviation_in_seed_spread_units():
 
 def test_compare_validates():
     with pytest.raises(TypeError, match="sweep"):
-        fig6_authors.compare({})
+        ch5.authors.compare({})
     with pytest.raises(ValueError, match="init"):
-        fig6_authors.compare(fake_sweep(1.0), init="zero")
+        ch5.authors.compare(fake_sweep(1.0), init="zero")

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from scansnap import SequenceClasses, further, mechanism, metrics, train
+from scansnap import SequenceClasses, mechanism, metrics, train
+from scansnap.chapters import further_results as further
 
 
 def test_remark1_effective_rate():
@@ -16,8 +17,8 @@ def test_remark1_effective_rate():
     assert real[-1] < 0.5 * (1 - rho)  # the real decoder falls further behind later
     modified = further.remark1_effective_rate(classes, 1.0, t, decoder="modified")
     np.testing.assert_allclose(modified, 1.0, rtol=1e-5)  # Lemma 3: exact
-    fig = further.remark1_figure(t, {rho: real})
-    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), real)
+    result = further.remark1_figure(t, {rho: real})
+    np.testing.assert_allclose(result.figure.axes[0].get_lines()[0].get_ydata(), real)
     with pytest.raises(ValueError, match="overlap"):
         further.uniform_overlap(SequenceClasses(num_queries=2, next_per_query=2,
                                                 common_per_query=2))

@@ -4,6 +4,7 @@ Chapters and the intro must pair with ipynb; any other page that pairs must keep
 Fix a failure with ``.venv/bin/python tools/sync_notebooks.py`` (see README, "Writing a chapter").
 """
 
+import json
 import sys
 from pathlib import Path
 
@@ -87,3 +88,21 @@ def test_goal_files_are_not_pages_and_every_chapter_includes_its_own():
             f"{chapter.name} does not include its goals")
         assert f"{{include}} _goals/{goals.name}" in instructors, (
             f"instructors.md does not include {goals.name}")
+
+
+def test_twins_carry_the_package_code_the_pages_include():
+    """A page's ``literalinclude :pyobject:`` shows package code in the book; Colab does not
+    resolve it, so the twin carries that object's current source (and goes stale with it)."""
+    import inspect
+    import textwrap
+
+    from scansnap import models
+
+    twin = json.loads((BOOK / "ch2_reparameterization.ipynb").read_text())
+    markdown = "".join("".join(cell["source"]) for cell in twin["cells"]
+                       if cell["cell_type"] == "markdown")
+    assert inspect.getsource(models.yz_logits).strip() in markdown
+    twin = json.loads((BOOK / "ch1_setting.ipynb").read_text())
+    markdown = "".join("".join(cell["source"]) for cell in twin["cells"]
+                       if cell["cell_type"] == "markdown")
+    assert textwrap.dedent(inspect.getsource(models.Transformer1L.forward)).strip() in markdown

@@ -11,7 +11,7 @@ from ipywidgets.embed import embed_data
 
 from scansnap import lm
 from scansnap.chapters import ch6_wikitext as ch6
-from scansnap.figures import FigureResult
+from scansnap.plots import FigureResult
 from scansnap.wikitext import build_vocab
 
 from test_lm import synthetic_ids, tiny_corpus

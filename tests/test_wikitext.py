@@ -185,6 +185,34 @@ def test_truncated_split_detected(tmp_path):
         wt.load_corpus(tmp_path)
 
 
+@pytest.mark.parametrize("extra", [b" an extra line .\n", b" text appended without a newline"])
+def test_split_with_extra_lines_detected(tmp_path, extra):
+    """One line more than the split has (a full line, or text after its last newline) fails the
+    line-count check; read_splits with verify=False still reads it as it is."""
+    (tmp_path / "train.txt").write_bytes(fake_split("train") + extra)
+    with pytest.raises(wt.WikiTextCorrupt, match=f"{wt.SPLIT_LINES['train'] + 1} lines"):
+        wt.load_corpus(tmp_path)
+    texts = wt.read_splits(wt.locate(tmp_path), verify=False)
+    assert texts["train"].endswith(extra.decode())
+
+
+@needs_data
+def test_real_split_with_an_extra_line_detected(tmp_path):
+    """A copy of the real validation split with one line appended fails its pinned sha256, and
+    so does the real test split with its last line cut off (the copies live in tmp_path)."""
+    valid = (REAL_DATA / "valid.txt").read_bytes()
+    (tmp_path / "valid.txt").write_bytes(valid + b" = Extra = \n")
+    (tmp_path / "test.txt").write_bytes(
+        (REAL_DATA / "test.txt").read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[0] + b"\n")
+    location = wt.locate(tmp_path)
+    for split in ("valid", "test"):
+        with pytest.raises(wt.WikiTextCorrupt, match=rf"\({split} split\).*sha256"):
+            wt.read_splits(wt.Location("folder", tmp_path, (split,), "test copy"))
+    with pytest.raises(wt.WikiTextCorrupt, match="sha256"):
+        wt.load_corpus(tmp_path)
+    assert location.splits == ("valid", "test")
+
+
 def test_corpus_from_folder(tmp_path):
     (tmp_path / "train.txt").write_bytes(fake_split("train"))
     corpus = wt.load_corpus(tmp_path, max_size=5)

@@ -20,8 +20,10 @@ then use this script.
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import jupytext
@@ -29,6 +31,8 @@ import nbformat
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
 INCLUDE = re.compile(r"^(`{3,})\{include\}\s+(\S+)[ \t]*\n\1[ \t]*$", re.M)
+LITERALINCLUDE = re.compile(r"^(`{3,})\{literalinclude\}\s+(\S+)[ \t]*\n((?:[ \t]*:[\w-]+:[^\n]*\n)*)\1[ \t]*$",
+                            re.M)
 ADMONITION = re.compile(r"^(:{3,})\{admonition\}[ \t]*([^\n]*)\n((?:[ \t]*:[\w-]+:[^\n]*\n)*)(.*?)^\1[ \t]*$",
                         re.M | re.S)
 
@@ -51,7 +55,8 @@ def twin_notebook(page: Path) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-        elif cell.cell_type == "markdown" and INCLUDE.search(cell.source):
+        elif cell.cell_type == "markdown" and (INCLUDE.search(cell.source)
+                                               or LITERALINCLUDE.search(cell.source)):
             cell.source = expand_includes(cell.source, page.parent)
     return notebook
 
@@ -71,7 +76,35 @@ def expand_includes(markdown: str, folder: Path) -> str:
             raise FileNotFoundError(f"{{include}} target {target} does not exist")
         return target.read_text(encoding="utf-8").strip()
 
+    def literalinclude(match: re.Match) -> str:
+        target = folder / match[2]
+        if not target.is_file():
+            raise FileNotFoundError(f"{{literalinclude}} target {target} does not exist")
+        options = dict(re.findall(r":([\w-]+):[ \t]*([^\n]*)", match[3]))
+        source = target.read_text(encoding="utf-8")
+        if "pyobject" in options:
+            source = python_object_source(source, options["pyobject"].strip())
+        caption = f"*{options['caption'].strip()}*\n\n" if "caption" in options else ""
+        return f"{caption}```python\n{source.rstrip()}\n```"
+
+    markdown = LITERALINCLUDE.sub(literalinclude, markdown)
     return INCLUDE.sub(include, ADMONITION.sub(unwrap, markdown)).rstrip()
+
+
+def python_object_source(source: str, name: str) -> str:
+    """The source of the class, function or method ``name`` (dotted, e.g. ``Model.forward``)
+    in the Python ``source``, as Sphinx's ``literalinclude :pyobject:`` shows it."""
+    body = ast.parse(source).body
+    node = None
+    for part in name.split("."):
+        node = next((n for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef))
+                     and n.name == part), None)
+        if node is None:
+            raise ValueError(f"no Python object {name!r} in the included file")
+        body = node.body
+    lines = source.splitlines()
+    start = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+    return textwrap.dedent("\n".join(lines[start:node.end_lineno]))
 
 
 def stale_twins(book: Path = BOOK) -> list[Path]:

@@ -8,7 +8,7 @@ and attention is measured on the test split; ``data["note"]`` says so for the pa
 
 Chapter 6 trains its runs once and draws from them: :func:`draw_fig7`, :func:`draw_fig10`,
 :func:`draw_entropy`, :func:`draw_departures`, :func:`draw_token_shares` (each returns a
-:class:`~scansnap.figures.FigureResult`: the figure and the numbers drawn); its widgets are
+:class:`~scansnap.plots.FigureResult`: the figure and the numbers drawn); its widgets are
 :func:`attention_scrubber` (a static-capable scrubber over checkpoints with a model/layer
 selector, PNG frames) and :func:`sentence_explorer` (type a sentence, see its attention; needs a
 kernel), built on :func:`sentence_attention`.
@@ -27,12 +27,9 @@ import torch
 
 from .. import lm
 from .._validate import as_int_list, check_bool, check_choice, check_int
-from ..plots import freeze_layout, new_figure
+from ..plots import FigureResult, freeze_layout, new_figure
 from ..widgets import LayeredScrubber, Live, figure_to_png, layered_scrubber, live
 from ..wikitext import Corpus, Vocab, load_corpus, tokenize
-
-# Registers Figs 7 and 10 for ``python -m scansnap figure N`` (see the two @register below).
-from ..figures import FigureResult, register  # noqa: E402  (kept apart: the lead makes it lazy)
 
 PAPER_ITERATIONS = (0, 500, 1000, 1500)
 FIG10_LRS = (1.0, 2.0, 3.0, 4.0, 5.0)  # App. G: one SGD learning rate for all parameters
@@ -182,7 +179,6 @@ def draw_fig7(runs: Mapping[str, lm.LMRun], iterations: Sequence[int] | None = N
     return FigureResult(fig, drawn)
 
 
-@register(7)
 def fig7(quick: bool = False, progress: bool = False, *, size: str | None = None,
          seed: int = 1) -> FigureResult:
     """Fig 7: layer-0 attention (35×35) of a 1-layer (top) and 3-layer (bottom) LM over training.
@@ -250,7 +246,6 @@ def draw_fig10(sweep: lm.SweepResult, title: str = "") -> FigureResult:
                               "curves": sweep.curves.mean(1).tolist()})
 
 
-@register(10)
 def fig10(quick: bool = False, progress: bool = False, *, size: str | None = None,
           seeds: Sequence[int] | None = None) -> FigureResult:
     """Fig 10 (App. G): final layer-0 attention entropy vs SGD learning rate 1..5, 1-layer LM.

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..data import SequenceClasses
-from ..setting import attention_from_counts
+from ..models import attention_from_counts
 from . import Case, compare
 
 

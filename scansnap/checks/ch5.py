@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import metrics, theory
-from ..data import SequenceClasses
+from ..data import SequenceClasses, syn_medium
 from . import Case, compare
 
 
@@ -89,7 +89,7 @@ def check_fig6_entropy(student: Callable[..., Any], *, points: float | None = No
     g = torch.Generator().manual_seed(5)
     cases = []
     for q in (1, 3):
-        classes = SequenceClasses(num_queries=q, next_per_query=2)
+        classes = syn_medium(q)
         M = classes.M
         cases.append(Case(f"zero Z, {q} queries (expect 2.1513)", (classes, torch.zeros(M, M, dtype=torch.float64))))
         cases.append(Case(f"random init scale, {q} queries",

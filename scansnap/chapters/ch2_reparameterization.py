@@ -22,14 +22,13 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from . import theory
-from ._validate import as_int_list, check_bool, check_float, check_int, check_tensor
-from .data import SequenceClasses, counts_of
-from .dynamics import Run, train
-from .figures import FigureResult
-from .metrics import common_mass
-from .models import Transformer1L, full_to_yz, yz_logits
-from .plots import class_color, freeze_layout, new_figure, plot_attention
+from .. import theory
+from .._validate import as_int_list, check_bool, check_float, check_int, check_tensor
+from ..data import SequenceClasses, counts_of
+from ..dynamics import Run, train
+from ..metrics import common_mass
+from ..models import Transformer1L, full_to_yz, yz_logits
+from ..plots import FigureResult, class_color, freeze_layout, new_figure, plot_attention
 
 __all__ = ["logit_identity", "lemma1_check", "row_sum_drift", "OneStepRates", "one_step_rates",
            "predicted_rates", "rates_vs_width", "compare_frame", "plot_row_sums", "FullTraining",
@@ -344,7 +343,7 @@ def _contextual(classes: SequenceClasses) -> torch.Tensor:
 
 
 
-def plot_row_sums(runs: Mapping[str, Run], run_index: int = 0) -> Figure:
+def plot_row_sums(runs: Mapping[str, Run], run_index: int = 0) -> FigureResult:
     """Lemma 1's invariant along training: the largest ``|row sum|`` of ``Y`` (left) and ``Z``
     (right) at every snapshot (:func:`row_sum_drift`), one line per labelled run, on log axes.
 
@@ -358,15 +357,18 @@ def plot_row_sums(runs: Mapping[str, Run], run_index: int = 0) -> Figure:
     fig = new_figure(11.0, 3.4)
     axes = fig.subplots(1, 2, sharey=True)
     styles = ["-", "--", "-.", ":"]
+    data: dict[str, dict[str, list[float]]] = {}
     for i, (label, run) in enumerate(runs.items()):
         drift = row_sum_drift(run)
         if run_index >= run.loss.shape[0]:
             raise ValueError(f"run_index must be < {run.loss.shape[0]} for run {label!r}, "
                              f"got {run_index}")
         steps = run.steps.numpy()
+        data[label] = {"steps": steps.tolist()}
         for ax, key in zip(axes, ("Y", "Z")):
             values = drift[key][run_index].double().clamp_min(floor).numpy()
             ax.semilogy(steps, values, styles[i % 4], color=class_color(i + 2), label=label)
+            data[label][key] = values.tolist()
     for ax, key in zip(axes, ("Y", "Z")):
         ax.axhline(float(torch.finfo(torch.float64).eps), color="k", ls="--", lw=0.8,
                    label="float64 epsilon")
@@ -376,7 +378,7 @@ def plot_row_sums(runs: Mapping[str, Run], run_index: int = 0) -> Figure:
         ax.spines[["top", "right"]].set_visible(False)
         ax.legend(fontsize=8, frameon=False)
     axes[0].set_ylabel("largest |row sum| (0 drawn at $10^{-18}$)")
-    return fig
+    return FigureResult(fig, data)
 
 
 @dataclass
@@ -452,7 +454,7 @@ def train_full_with_rates(classes: SequenceClasses, eta_y: float, eta_z: float, 
                         predicted=predicted_rates(d, eta_y, eta_z))
 
 
-def plot_full_vs_yz(full: FullTraining, yz: Run, n: int = 0) -> Figure:
+def plot_full_vs_yz(full: FullTraining, yz: Run, n: int = 0) -> FigureResult:
     """Left: the effective rates of the full model along training, ``κ_Y/η_Y`` and ``κ_Z/η_Z``
     (the ``W_Q, W_K`` path and the total), relative to their values predicted at initialization
     (:func:`predicted_rates`; a YZ model trained at those rates stays at 1). Right: class
@@ -496,7 +498,12 @@ def plot_full_vs_yz(full: FullTraining, yz: Run, n: int = 0) -> Figure:
     for panel in (ax, bx):
         panel.legend(fontsize=7, frameon=False)
         panel.spines[["top", "right"]].set_visible(False)
-    return fig
+    data = {"rate_steps": np.asarray(t).tolist(),
+            **{key: np.asarray(values).tolist() for key, values in
+               (("kappa_y", series[0][1]), ("kappa_z_attention", series[1][1]), ("kappa_z", series[2][1]))},
+            "steps_full": steps_full.tolist(), "common_mass_full": mass_full.tolist(),
+            "steps_yz": yz.steps.tolist(), "common_mass_yz": mass_yz.tolist()}
+    return FigureResult(fig, data)
 
 
 class OneStepExplorer:

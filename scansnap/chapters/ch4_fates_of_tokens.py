@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.axes import Axes
@@ -24,21 +24,15 @@ from matplotlib.figure import Figure
 
 from .. import decompose, metrics
 from .._validate import as_float_list, check_choice, check_int
-from ..data import SequenceClasses
+from ..data import SequenceClasses, syn_small
 from ..dynamics import Run, population, train
+from ..plots import FigureResult, new_figure
 from ..widgets import figure_to_png
-from . import FigureResult, register
 
 #: Rows of the authors' Fig 4: iterations 0..10 every 2, then "Final" (= iteration 48 in their script).
 FIG4_ITERATIONS = (0, 2, 4, 6, 8, 10)
 FIG4_FINAL = 48
 FIG4_SEED = 2
-
-
-def syn_small() -> SequenceClasses:
-    """Syn-Small (PAPER.md B.1): K = 2 classes, each with its own query, 10 common tokens,
-    10 distinct tokens per class with weights ``linspace(0.1, 1, 10)``; M = 34."""
-    return SequenceClasses()
 
 
 def fig4_run(eta_y: float | Sequence[float] = (1.0, 10.0), eta_z: float = 1.0,
@@ -101,7 +95,8 @@ def _attention_figure(run: Run, titles: Sequence[str], final: int,
     labels = [f"Iter {i}" for i in FIG4_ITERATIONS] + [f"Final ({final})"]
     R = len(run.configs)
     ncols = R + int(with_loss)
-    fig, axes = plt.subplots(1, ncols, figsize=(4.1 * ncols, 3.6), layout="constrained")
+    fig = new_figure(4.1 * ncols, 3.6)
+    axes = fig.subplots(1, ncols)
     rows = [attention_rows(run, i, iterations) for i in range(R)]
     vmax = max(float(r.max()) for r in rows)
     panels = []
@@ -127,7 +122,6 @@ def _attention_figure(run: Run, titles: Sequence[str], final: int,
     return fig, data
 
 
-@register(4)
 def fig4(quick: bool = False, progress: bool = False, run: Run | None = None) -> FigureResult:
     """Fig 4: c_1 on Syn-Small under SGD, η_Y = η_Z = 1 (left) vs η_Y = 10, η_Z = 1 (right).
 
@@ -153,7 +147,6 @@ def fig4(quick: bool = False, progress: bool = False, run: Run | None = None) ->
 FIG5_ETAS = (0.1, 0.5, 1.0)
 
 
-@register(5)
 def fig5(quick: bool = False, progress: bool = False) -> FigureResult:
     """Fig 5: c_1 on Syn-Small with Adam at η_Y = η_Z ∈ {0.1, 0.5, 1} (otherwise Fig 4's
     command). Different learning rates pick different subsets of distinct tokens. ``data``
@@ -184,20 +177,19 @@ def fig5(quick: bool = False, progress: bool = False) -> FigureResult:
 
 
 # --- Chapter 4 helpers -------------------------------------------------------------------------
-def logit_trajectories(run: Run, index: int = 0, n: int = 0,
-                       ax: Axes | None = None) -> Figure:
+def logit_trajectories(run: Run, index: int = 0, n: int = 0) -> FigureResult:
     """Theorem 2 in a run: ``z_{ψ(n), l}`` over training, common tokens (grey, falling) and
     distinct tokens coloured by ``P(l|n)`` (rising, faster for larger ``P``)."""
     classes = run.classes
-    fig = ax.figure if ax is not None else plt.figure(figsize=(6.4, 3.4), layout="constrained")
-    ax = ax if ax is not None else fig.add_subplot()
+    fig = new_figure(6.4, 3.4)
+    ax = fig.add_subplot()
     Z = run.Z[index].double()
     steps = run.steps.numpy()
     common = metrics.common_logits(classes, Z)[:, n].numpy()
     distinct = metrics.distinct_logits(classes, Z)[:, n].numpy()
     for j in range(common.shape[1]):
         ax.plot(steps, common[:, j], color="0.55", lw=1, label="common tokens" if j == 0 else None)
-    colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.95, distinct.shape[1]))
+    colors = matplotlib.colormaps["viridis"](np.linspace(0.1, 0.95, distinct.shape[1]))
     probs = classes.probs()[n, classes.distinct_tokens(n)].numpy()
     for j in range(distinct.shape[1]):
         ax.plot(steps, distinct[:, j], color=colors[j], lw=1.6,
@@ -209,14 +201,16 @@ def logit_trajectories(run: Run, index: int = 0, n: int = 0,
     ax.set_title(rf"attention logits of class {n + 1} ($\eta_Y={eta_y:g}$, $\eta_Z={eta_z:g}$)",
                  fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
-    return fig
+    return FigureResult(fig, {"steps": steps.tolist(), "common": common.tolist(),
+                              "distinct": distinct.tolist(), "distinct_probs": probs.tolist()})
 
 
 def attention_frame(classes: SequenceClasses, c: np.ndarray, title: str,
                     ymax: float = 0.2, reference: np.ndarray | None = None) -> Figure:
     """One bar chart of ``c_1`` over tokens 0–19 (a scrubber frame or a live-control figure);
     ``reference`` (e.g. ``P(l|1)``) is drawn as a step outline."""
-    fig, ax = plt.subplots(figsize=(6.4, 2.6), layout="constrained")
+    fig = new_figure(6.4, 2.6)
+    ax = fig.subplots()
     x = np.arange(len(c))
     colors = ["0.6"] * classes.num_common + ["tab:blue"] * (len(c) - classes.num_common)
     ax.bar(x, c, color=colors)
@@ -258,7 +252,8 @@ def _c1_bar_figure(classes: SequenceClasses, figsize: tuple[float, float],
     """The live controls' figure (closed, shown by :func:`scansnap.widgets.live`): ``c_1`` over
     tokens 0–19 as bars of height 0 (grey common, blue distinct) against ``P(l|1)`` (black,
     labelled ``p_label``) and TF-IDF (orange, dashed). Returns ``(figure, axes, bars)``."""
-    figure, ax = plt.subplots(figsize=figsize, layout="constrained")
+    figure = new_figure(*figsize)
+    ax = figure.subplots()
     x = np.arange(20)
     bars = ax.bar(x, np.zeros(20), color=["0.6"] * 10 + ["tab:blue"] * 10)
     ax.step(x, classes.probs()[0, :20].numpy(), where="mid", color="k", lw=1, label=p_label)
@@ -268,7 +263,6 @@ def _c1_bar_figure(classes: SequenceClasses, figsize: tuple[float, float],
     ax.set_xlabel("token id (grey: common · blue: distinct of class 1)")
     ax.set_ylabel(r"$c_{l|1}$")
     ax.legend(fontsize=8, loc="upper left")
-    plt.close(figure)
     return figure, ax, bars
 
 
@@ -344,17 +338,17 @@ class TrainingExplorer:
 
 
 def theorem3_figure(measurements: Sequence[decompose.Theorem3Measurement],
-                    titles: Sequence[str]) -> Figure:
+                    titles: Sequence[str]) -> FigureResult:
     """Theorem 3 in runs: top row, ``r_{l0/l}(t)`` measured (solid) against ``r(0) χ_{l0}(t)``
     (dashed) for each other distinct token ``l``; bottom row, ``χ_{l0}`` between Theorem 3's
     bounds ``e^{2 f²(0) B_n}`` and ``e^{2 B_n}`` (when measured)."""
     if len(measurements) != len(titles) or not measurements:
         raise ValueError("measurements and titles must be non-empty and of equal length")
-    fig, axes = plt.subplots(2, len(measurements), figsize=(3.6 * len(measurements), 5.6),
-                             layout="constrained", squeeze=False)
+    fig = new_figure(3.6 * len(measurements), 5.6)
+    axes = fig.subplots(2, len(measurements), squeeze=False)
     for j, (m, title) in enumerate(zip(measurements, titles)):
         top, bottom = axes[0, j], axes[1, j]
-        colors = plt.get_cmap("viridis")(np.linspace(0.05, 0.9, m.r.shape[1]))
+        colors = matplotlib.colormaps["viridis"](np.linspace(0.05, 0.9, m.r.shape[1]))
         for k in range(m.r.shape[1]):
             top.semilogy(m.steps, m.r[:, k].numpy(), color=colors[k], lw=1.4)
             top.semilogy(m.steps, m.predicted[:, k].numpy(), color=colors[k], lw=1, ls="--")
@@ -372,18 +366,22 @@ def theorem3_figure(measurements: Sequence[decompose.Theorem3Measurement],
         if j == 0:
             bottom.set_ylabel(r"growth factor $\chi_{l_0}$")
         bottom.legend(fontsize=7, loc="upper left")
-    return fig
+    data = {title: {"steps": np.asarray(m.steps).tolist(), "r": m.r.tolist(),
+                    "predicted": m.predicted.tolist(), "chi": m.chi.tolist()}
+            for m, title in zip(measurements, titles)}
+    return FigureResult(fig, data)
 
 
-def lemma4_figure(agreements: dict[str, dict[str, np.ndarray]], tolerance: float) -> Figure:
+def lemma4_figure(agreements: dict[str, dict[str, np.ndarray]], tolerance: float) -> FigureResult:
     """Lemma 4 against the measured change of ``Z``: the relative error
     ``‖Ż_Lemma4 − ΔZ‖ / ‖ΔZ‖`` per step (log y) for each labelled
     :func:`scansnap.mechanism.lemma4_agreement` result, with the ``tolerance`` dashed."""
     if not agreements:
         raise ValueError("agreements must not be empty")
-    fig, ax = plt.subplots(figsize=(7.5, 3.8), layout="constrained")
+    fig = new_figure(7.5, 3.8)
+    ax = fig.subplots()
     styles = ["-", "--", ":"]
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, a) in enumerate(agreements.items()):
         ax.semilogy(a["steps"][1:], a["error"][1:], styles[i % 3], lw=1.6,
                     color=colors[(i // 3) % len(colors)], label=label)
@@ -391,7 +389,9 @@ def lemma4_figure(agreements: dict[str, dict[str, np.ndarray]], tolerance: float
     ax.set(xlabel="population step (= time unit)", ylabel="relative error of Eqn 10",
            title="Lemma 4's $\\dot Z$ against the measured change of $Z$")
     ax.legend(fontsize=7, ncol=3, loc="lower right")
-    return fig
+    data = {label: {"steps": np.asarray(a["steps"][1:]).tolist(), "error": np.asarray(a["error"][1:]).tolist()}
+            for label, a in agreements.items()}
+    return FigureResult(fig, {"tolerance": tolerance, "agreements": data})
 
 
 def four_stages(run: Run, index: int = 0, n: int = 0) -> FigureResult:
@@ -418,7 +418,7 @@ def four_stages(run: Run, index: int = 0, n: int = 0) -> FigureResult:
 
     stages = [0, first(mass, 0.5), first(H, 0.9), first(H, 0.99)]
     names = ["1 · frequencies", "2 · common suppressed", "3 · winners emerge", "4 · snapped"]
-    fig = plt.figure(figsize=(11, 5.2), layout="constrained")
+    fig = new_figure(11, 5.2)
     grid = fig.add_gridspec(2, 4, height_ratios=[1.2, 1])
     support = np.concatenate([common, distinct])
     colors = ["0.6"] * len(common) + ["tab:blue"] * len(distinct)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -20,9 +20,8 @@ from .. import decompose, theory
 from .._validate import as_float_list, check_float, check_int
 from ..data import SequenceClasses
 from ..dynamics import Run
-from ..plots import new_figure
+from ..plots import FigureResult, new_figure
 from ..widgets import figure_to_png
-from . import FigureResult, register
 
 #: Fig 8's panels: (M, learning rates, horizon).
 FIG8_PANELS = ((50, (0.1, 0.2, 0.5, 1.0, 2.0), 80), (1000, (0.2, 0.5, 1.0, 2.0, 4.0), 70))
@@ -50,7 +49,7 @@ def h_curves(M: int, etas: Sequence[float], horizon: int, points: int = 400) -> 
 
 def draw_h_panel(ax: Any, curves: dict[str, Any], every: int = 2) -> None:
     """One Fig 8 panel: ``h`` (lines) and ``h*`` (dots every ``every`` steps)."""
-    colors = plt.get_cmap("plasma")(np.linspace(0.05, 0.8, len(curves["curves"])))
+    colors = matplotlib.colormaps["plasma"](np.linspace(0.05, 0.8, len(curves["curves"])))
     s = np.asarray(curves["s"])
     for color, curve in zip(colors, curves["curves"]):
         ax.plot(curves["t"], curve["h"], color=color, lw=1.5,
@@ -62,7 +61,6 @@ def draw_h_panel(ax: Any, curves: dict[str, Any], every: int = 2) -> None:
     ax.legend(fontsize=8, loc="lower right")
 
 
-@register(8)
 def fig8(quick: bool = False, progress: bool = False) -> FigureResult:
     """Fig 8: Lemma 5's discrete h* (dots) against Lemma 6's continuous h (lines); M = 50 and
     M = 1000. ``data`` holds both curves and, per η_Y, the largest gap and Lemma 7's bound."""
@@ -78,13 +76,6 @@ def fig8(quick: bool = False, progress: bool = False) -> FigureResult:
 
 
 # --- Chapter 3 helpers -------------------------------------------------------------------------
-def ch3_classes() -> SequenceClasses:
-    """Chapter 3's weakly correlated classes (Assumption 2): one query shared by K = 3 classes,
-    2 light common tokens (weight 0.5), 20 distinct tokens per class; M = 66."""
-    return SequenceClasses(num_queries=1, next_per_query=3, num_common=2, common_per_query=0,
-                           distinct_per_next=20, common_weight=0.5)
-
-
 def lemma5_errors(rows: dict[str, tuple[torch.Tensor, int]], steps: Any, K: int,
                   eta_y: float) -> dict[str, dict[str, float]]:
     """How far decoupled rows ``w_n = (F^T Y)_n`` (restricted to the next tokens) are from
@@ -130,7 +121,7 @@ def gamma_stages(t: Any, M: int, K: int, eta_y: float) -> tuple[np.ndarray, np.n
 
 def gamma_figure(M: int, K: int, etas: Sequence[float], horizon: float,
                  measured: dict[float, tuple[np.ndarray, np.ndarray]] | None = None,
-                 stages_eta: float | None = None) -> Figure:
+                 stages_eta: float | None = None) -> FigureResult:
     """``γ(t)`` (Lemma 9) for several ``η_Y`` with ``t_0' = K ln M/η_Y`` (dotted) and
     ``t_0 = 2K ln M/η_Y`` (dashed) marked; ``measured`` maps ``η_Y`` to ``(steps, a_nn)``
     (Theorem 1's measured ``γ ι_n``) drawn as circles. With ``stages_eta`` a second, log-log
@@ -146,8 +137,11 @@ def gamma_figure(M: int, K: int, etas: Sequence[float], horizon: float,
         fig = new_figure(10.4, 3.6)
         ax, ax_log = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.35, 1]})
     t = np.linspace(0, horizon, 600)
-    colors = plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(etas)))
+    colors = matplotlib.colormaps["viridis"](np.linspace(0.05, 0.8, len(etas)))
+    data = {"M": M, "K": K, "t": t.tolist(), "gamma": {}, "t0_prime": {}, "t0": {}}
     for color, eta in zip(colors, etas):
+        data["gamma"][eta] = theory.gamma(t, M, K, eta).tolist()
+        data["t0_prime"][eta], data["t0"][eta] = float(theory.t0_prime(M, K, eta)), float(theory.t0(M, K, eta))
         ax.plot(t, theory.gamma(t, M, K, eta), color=color, lw=1.6, label=rf"$\eta_Y={eta:g}$")
         ax.axvline(float(theory.t0_prime(M, K, eta)), color=color, ls=":", lw=1)
         ax.axvline(float(theory.t0(M, K, eta)), color=color, ls="--", lw=1)
@@ -180,18 +174,20 @@ def gamma_figure(M: int, K: int, etas: Sequence[float], horizon: float,
         ax_log.set_xlabel("t (steps, log scale)")
         ax_log.set_title(rf"two stages (Lemma 9), $\eta_Y={eta:g}$, $q=((M-1)/M)^2$", fontsize=9)
         ax_log.legend(fontsize=7, loc="lower center")
-    return fig
+        data["gamma_peak"] = peak
+    return FigureResult(fig, data)
 
 
 def gradient_frame(classes: SequenceClasses, g: np.ndarray, predicted: np.ndarray,
                    step: int, ylim: tuple[float, float]) -> Figure:
     """A scrubber frame: the back-propagated gradient ``g_1/γ(t)`` over context tokens (bars)
     and Theorem 1's shape ``f_1 − Σ_{n'} (f_1ᵀf_{n'}) f_{n'}`` (black outline)."""
-    fig, ax = plt.subplots(figsize=(6.8, 2.7), layout="constrained")
+    fig = new_figure(6.8, 2.7)
+    ax = fig.subplots()
     support = torch.nonzero(classes.probs().sum(0) > 0).flatten().numpy()
     x = np.arange(len(support))
     common = set(classes.common_index.flatten().tolist())
-    colors = ["0.55" if int(tok) in common else plt.get_cmap("tab10")(
+    colors = ["0.55" if int(tok) in common else matplotlib.colormaps["tab10"](
         int((classes.distinct_index == int(tok)).nonzero()[0, 0])) for tok in support]
     ax.bar(x, g[support], color=colors, width=0.9)
     ax.step(x, predicted[support], where="mid", color="k", lw=1,
@@ -233,7 +229,7 @@ def gradient_scrubber_frames(run: Run, index: int = 0,
     return frames, [str(int(steps[s])) for s in chosen]
 
 
-def theorem1_figure(measurement: decompose.Theorem1Measurement, title: str) -> Figure:
+def theorem1_figure(measurement: decompose.Theorem1Measurement, title: str) -> FigureResult:
     """Theorem 1 measured: ``ι_n`` over time (left; ≈ 1 predicted) and ``β_{nn'}`` over time
     against ``f_nᵀf_{n'}`` and ``E'_{nn'}`` (right), for class 1 and its partners."""
     fig = new_figure(9.6, 3.3)
@@ -248,7 +244,7 @@ def theorem1_figure(measurement: decompose.Theorem1Measurement, title: str) -> F
     left.set_ylabel(r"$\iota_n = a_{nn}/\gamma(t)$")
     left.set_title(r"$\iota_n$ (Theorem 1: $\approx 1$)", fontsize=10)
     left.legend(fontsize=8)
-    colors = plt.get_cmap("tab10")
+    colors = matplotlib.colormaps["tab10"]
     for k in range(1, K):
         right.plot(steps[keep], measurement.beta[keep, 0, k].numpy(), color=colors(k), lw=1.4,
                    label=rf"$\beta_{{1{k + 1}}}$ measured")
@@ -262,7 +258,11 @@ def theorem1_figure(measurement: decompose.Theorem1Measurement, title: str) -> F
                     fontsize=10)
     right.legend(fontsize=7, ncol=2)
     fig.suptitle(title, fontsize=11)
-    return fig
+    return FigureResult(fig, {"steps": np.asarray(steps[keep]).tolist(),
+                              "iota": measurement.iota[keep].tolist(),
+                              "beta_1": measurement.beta[keep, 0].tolist(),
+                              "overlap_1": measurement.overlap[0, 0].tolist(),
+                              "e_prime_1": measurement.e_prime[0, 0].tolist()})
 
 
 class HExplorer:
@@ -271,8 +271,8 @@ class HExplorer:
 
     def __init__(self, horizon: int = 80) -> None:
         self.horizon = check_int("horizon", horizon, low=2, high=5000)
-        self.figure, (self.ax_h, self.ax_g) = plt.subplots(1, 2, figsize=(9.6, 3.2),
-                                                            layout="constrained")
+        self.figure = new_figure(9.6, 3.2)
+        (self.ax_h, self.ax_g) = self.figure.subplots(1, 2)
         self.t = np.linspace(0, self.horizon, 300)
         self.s = np.arange(self.horizon + 1)
         (self.h_line,) = self.ax_h.plot([], [], lw=1.6, label="h(t) (Lemma 6)")
@@ -288,7 +288,6 @@ class HExplorer:
         self.ax_g.legend(fontsize=8, loc="upper right")
         for ax in (self.ax_h, self.ax_g):
             ax.set_xlim(0, self.horizon)
-        plt.close(self.figure)
 
     def update(self, M: int = 50, K: int = 1, eta_y: float = 1.0) -> None:
         """Recompute ``h``, ``h*`` and ``γ`` (controls pass keyword values)."""

@@ -8,18 +8,14 @@ Each function measures; none fits. Time units and class weights are those of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 
-from . import mechanism, metrics, theory
-from ._validate import as_float64_array, as_int_list, check_float, check_int
-from .data import SequenceClasses
-from .dynamics import population, train
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from .. import mechanism, metrics, theory
+from .._validate import as_float64_array, as_int_list, check_float, check_int
+from ..data import SequenceClasses
+from ..dynamics import population, train
+from ..plots import FigureResult, new_figure
 
 
 def uniform_overlap(classes: SequenceClasses) -> float:
@@ -87,21 +83,20 @@ def theorem5_deviation(classes: SequenceClasses, eta_y: float, steps: int,
     return dict(batch_sizes=np.array(sizes), deviation=deviation)
 
 
-def remark1_figure(t: np.ndarray, rates: dict[float, np.ndarray]) -> "Figure":
+def remark1_figure(t: np.ndarray, rates: dict[float, np.ndarray]) -> FigureResult:
     """Remark 1: measured ``η_eff/η_Y`` over ``t`` (log x), one curve per overlap ``ρ`` (the
-    ``rates`` keys), with ``1 − ρ`` dashed in the same colour. The figure is closed."""
-    import matplotlib.pyplot as plt
-
+    ``rates`` keys), with ``1 − ρ`` dashed in the same colour."""
     if not rates:
         raise ValueError("rates must not be empty")
-    fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
+    fig = new_figure(7, 3.4)
+    ax = fig.subplots()
     for i, (rho, ratio) in enumerate(rates.items()):
         ax.semilogx(t, ratio, color=f"C{i}", label=rf"real decoder, $\rho$ = {rho:.2f}")
         ax.axhline(1 - rho, color=f"C{i}", ls="--", lw=1)
     ax.set(xlabel="t (expected steps)", ylabel=r"$\eta_{\mathrm{eff}}/\eta_Y$ (dashed: $1-\rho$)")
     ax.legend(fontsize=8)
-    plt.close(fig)
-    return fig
+    return FigureResult(fig, {"t": np.asarray(t).tolist(),
+                              "rates": {f"{rho:.4f}": np.asarray(r).tolist() for rho, r in rates.items()}})
 
 
 def real_update_beta(classes: SequenceClasses, eta_y: float, t: object) -> dict[str, np.ndarray]:

@@ -4,7 +4,7 @@ scan-then-snap picture in real runs.
 Theory figures use :mod:`scansnap.theory` (``B_n`` from the exact ``h`` of Lemma 6, Eqn 129 with
 ``B_n(0) = 0``); the paper never gives ``C_0 = ρ_0^4/K`` (PAPER.md A.8, B.6–B.7), so every
 theory figure takes ``C0`` and states the value it used in ``data["C0"]``. Sweep figures use
-:func:`scansnap.sweeps.fig6_sweep` and accept an already computed ``sweep=`` so a page that runs
+:func:`scansnap.chapters.ch5_phase_transition.sweep.fig6_sweep` and accept an already computed ``sweep=`` so a page that runs
 the sweep once can draw Figs 6, 11 and 12 from it.
 """
 
@@ -14,24 +14,28 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .. import metrics, sweeps, theory
-from .._validate import as_float_list, as_int_list, check_bool, check_float, check_int
-from ..data import SequenceClasses
-from ..dynamics import Run, train
-from ..mechanism import init_overlap_C0
-from . import FigureResult, register
+from ... import metrics, theory
+from ..._validate import as_float_list, as_int_list, check_bool, check_float, check_int
+from ...data import SequenceClasses, syn_medium
+from ...dynamics import Run, train
+from ...mechanism import init_overlap_C0
+from ...plots import FigureResult, new_figure
+from ...widgets import figure_to_png
+from . import authors
+from .sweep import SEEDS, Sweep, fig6_sweep
 
 #: Fig 3's C_0: ρ_0 = 0.5, K = 10 (PAPER.md B.6 [R]; reproduces the figure's ~600 scale).
 FIG3_C0 = 0.5**4 / 10
 #: Fig 9's C_0 (PAPER.md B.7 [R]: with K = 1 it reproduces both panels' y-ranges).
 FIG9_C0 = 1.0
 FIG9_K = 1
-_COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+_COLORS = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _check_positive(name: str, value: Any) -> float:
@@ -63,7 +67,8 @@ def theorem4_figure(M: int = 1000, K: int = 10, eta_y: float = 1.0, eta_z: float
     slope = theory.dB_dlog_t(t, **args)
     late = 1 / (2 * np.log(np.maximum(M * eta_y * t / K, math.e)))
 
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    fig = new_figure(11, 4.2)
+    (ax, bx) = fig.subplots(1, 2)
     ax.plot(t, Bt, color="k", lw=2.2, label=r"$B_n(t)$, exact $h$ (Eqn 129, $B_n(0)=0$)")
     ax.plot(t, Bscan, "--", color=_COLORS[0], label=r"scanning: $O(\ln t)$")
     snap_ok = t >= T0p
@@ -102,7 +107,8 @@ def theorem4_dynamics_figure(checks: dict[str, dict[str, Any]]) -> FigureResult:
     ``data`` holds the ratios per label."""
     if not isinstance(checks, dict) or not checks:
         raise TypeError("checks must be a non-empty dict label -> mechanism.theorem4_check(...)")
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    fig = new_figure(11, 4.2)
+    (ax, bx) = fig.subplots(1, 2)
     data: dict[str, Any] = {}
     for i, (label, c) in enumerate(checks.items()):
         col = _COLORS[i % 10]
@@ -147,7 +153,6 @@ def theorem4_table(checks: dict[str, dict[str, Any]], at: Sequence[float]) -> st
 
 
 # --- Fig 3 ----------------------------------------------------------------------------------
-@register(3)
 def fig3(quick: bool = False, progress: bool = False, *, C0: float = FIG3_C0,
          eta_y: Sequence[float] = (0.5, 1.0, 2.0, 5.0), eta_z: float = 0.5, M: int = 1000,
          K: int = 10, t_max: float = 700.0) -> FigureResult:
@@ -162,7 +167,8 @@ def fig3(quick: bool = False, progress: bool = False, *, C0: float = FIG3_C0,
     M, K = check_int("M", M, low=2), check_int("K", K, low=1)
     t_max = _check_positive("t_max", t_max)
     t = np.linspace(0.0, t_max, 201 if quick else 701)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
+    fig = new_figure(6.4, 4.2)
+    ax = fig.subplots()
     curves, t0s = [], []
     for i, ey in enumerate(etas):
         chi = theory.chi(t, M=M, K=K, eta_y=ey, eta_z=eta_z, C0=C0)
@@ -185,7 +191,6 @@ FIG9_PANELS = ({"nu": 10.0, "M": 100, "eta_z": (0.5, 1.0, 2.0, 4.0, 8.0), "t_max
                {"nu": 1.0, "M": 10000, "eta_z": (0.5, 1.0, 2.0, 4.0, 8.0), "t_max": 50.0})
 
 
-@register(9)
 def fig9(quick: bool = False, progress: bool = False, *, C0: float = FIG9_C0,
          K: int = FIG9_K) -> FigureResult:
     """Fig 9: ``B_n(t)`` at fixed ``ν = η_Y/η_Z`` — (ν = 10, M = 100), ``η_Z ∈ {0.5,…,8}``,
@@ -196,7 +201,8 @@ def fig9(quick: bool = False, progress: bool = False, *, C0: float = FIG9_C0,
     check_bool("quick", quick), check_bool("progress", progress)
     C0 = _check_positive("C0", C0)
     K = check_int("K", K, low=1)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), constrained_layout=True)
+    fig = new_figure(11, 4.0)
+    axes = fig.subplots(1, 2)
     panels = []
     for ax, spec in zip(axes, FIG9_PANELS):
         t = np.linspace(0.0, spec["t_max"], 101 if quick else 501)
@@ -221,18 +227,18 @@ def fig9(quick: bool = False, progress: bool = False, *, C0: float = FIG9_C0,
 
 
 # --- Fig 6 ----------------------------------------------------------------------------------
-def _sweep_for(quick: bool, progress: bool, inits: Sequence[str]) -> sweeps.Sweep:
-    seeds = (1, 2, 3) if quick else sweeps.SEEDS
-    return sweeps.fig6_sweep(seeds=seeds, inits=tuple(inits), progress=progress)
+def _sweep_for(quick: bool, progress: bool, inits: Sequence[str]) -> Sweep:
+    seeds = (1, 2, 3) if quick else SEEDS
+    return fig6_sweep(seeds=seeds, inits=tuple(inits), progress=progress)
 
 
-def _panel_axes(n_rows: int, n_cols: int, height: float = 3.3) -> tuple[plt.Figure, np.ndarray]:
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, height * n_rows),
-                             constrained_layout=True, squeeze=False)
+def _panel_axes(n_rows: int, n_cols: int, height: float = 3.3) -> tuple[Figure, np.ndarray]:
+    fig = new_figure(3.6 * n_cols, height * n_rows)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     return fig, axes
 
 
-def draw_fig6_panel(ax: plt.Axes, sweep: sweeps.Sweep, num_queries: int, init: str = "random",
+def draw_fig6_panel(ax: Axes, sweep: Sweep, num_queries: int, init: str = "random",
                     error: str = "sem", legend: bool = True) -> None:
     """One Fig 6 panel: mean distinct-token entropy vs ``η_Y/η_Z`` (log x), one line per ``η_Z``,
     error bars ``error`` ∈ {"sem", "std"} over seeds, dashed line at ratio 1."""
@@ -252,13 +258,12 @@ def draw_fig6_panel(ax: plt.Axes, sweep: sweeps.Sweep, num_queries: int, init: s
         ax.legend(fontsize=8)
 
 
-def fig6_vs_authors_figure(sweep: sweeps.Sweep) -> FigureResult:
+def fig6_vs_authors_figure(sweep: Sweep) -> FigureResult:
     """The book's Fig 6 (random init, mean ± per-seed std, filled) overlaid on the authors'
     released numbers (open squares, their ``±``), one panel per ``num_queries``; ``data`` is
-    :func:`scansnap.fig6_authors.compare`."""
-    from .. import fig6_authors
+    :func:`scansnap.authors.compare`."""
 
-    comparison = fig6_authors.compare(sweep, "random")
+    comparison = authors.compare(sweep, "random")
     fig, axes = _panel_axes(1, len(sweep.panels), height=3.4)
     for ax, (q, _, _) in zip(axes[0], sweep.panels):
         draw_fig6_panel(ax, sweep, q, "random", error="std", legend=ax is axes[0, 0])
@@ -273,8 +278,7 @@ def fig6_vs_authors_figure(sweep: sweeps.Sweep) -> FigureResult:
     return FigureResult(fig, comparison)
 
 
-@register(6)
-def fig6(quick: bool = False, progress: bool = False, *, sweep: sweeps.Sweep | None = None,
+def fig6(quick: bool = False, progress: bool = False, *, sweep: Sweep | None = None,
          inits: Sequence[str] = ("random", "zero")) -> FigureResult:
     """Fig 6: entropy of ``c_n`` on each class's distinct tokens (renormalized, averaged over
     classes) after 100 SGD steps vs ``η_Y/η_Z``, one line per ``η_Z``, mean ± standard error over
@@ -285,13 +289,13 @@ def fig6(quick: bool = False, progress: bool = False, *, sweep: sweeps.Sweep | N
     ``quick`` uses seeds 1–3. Pass a precomputed ``sweep`` to draw it without re-running.
     ``data`` is exactly ``{"panels": [{"num_queries", "K", "M", "cells": [{"eta_z", "ratio",
     "init", "mean", "sem", "std", "n"}, ...]}, ...]}``; the run settings are
-    ``sweep.to_json()["settings"]`` and the structural checks :func:`scansnap.sweeps.structural_checks`.
+    ``sweep.to_json()["settings"]`` and the structural checks :func:`scansnap.chapters.ch5_phase_transition.sweep.structural_checks`.
     """
     quick, progress = check_bool("quick", quick), check_bool("progress", progress)
     if sweep is None:
         sweep = _sweep_for(quick, progress, inits)
-    elif not isinstance(sweep, sweeps.Sweep):
-        raise TypeError(f"sweep must be a Sweep from scansnap.sweeps.fig6_sweep, got {type(sweep).__name__}")
+    elif not isinstance(sweep, Sweep):
+        raise TypeError(f"sweep must be a Sweep from scansnap.fig6_sweep, got {type(sweep).__name__}")
     fig, axes = _panel_axes(len(sweep.inits), len(sweep.panels))
     for r, init in enumerate(sweep.inits):
         for c, (q, _, _) in enumerate(sweep.panels):
@@ -310,7 +314,7 @@ def fig6(quick: bool = False, progress: bool = False, *, sweep: sweeps.Sweep | N
 
 
 # --- Figs 11 and 12 -------------------------------------------------------------------------
-def _recall_figure(sweep: sweeps.Sweep, vary: str, eta_z: float, ratio: float,
+def _recall_figure(sweep: Sweep, vary: str, eta_z: float, ratio: float,
                    init: str) -> FigureResult:
     fig, axes = _panel_axes(1, len(sweep.panels), height=3.2)
     panels = []
@@ -345,8 +349,7 @@ def _find(name: str, values: list[float], value: float) -> int:
     raise ValueError(f"{name} must be one of the swept values {values}, got {value}")
 
 
-@register(11)
-def fig11(quick: bool = False, progress: bool = False, *, sweep: sweeps.Sweep | None = None,
+def fig11(quick: bool = False, progress: bool = False, *, sweep: Sweep | None = None,
           eta_z: float = 1.0, init: str = "random") -> FigureResult:
     """Fig 11 (App. G): recall of distinct tokens vs threshold, one line per ``η_Y/η_Z``, at
     ``η_Z = eta_z`` (the paper does not say which; 1 here), mean over seeds, one panel per
@@ -357,8 +360,7 @@ def fig11(quick: bool = False, progress: bool = False, *, sweep: sweeps.Sweep | 
     return _recall_figure(sweep, "ratio", eta_z, 1.0, init)
 
 
-@register(12)
-def fig12(quick: bool = False, progress: bool = False, *, sweep: sweeps.Sweep | None = None,
+def fig12(quick: bool = False, progress: bool = False, *, sweep: Sweep | None = None,
           ratio: float = 1.0, init: str = "random") -> FigureResult:
     """Fig 12 (App. G): recall of distinct tokens vs threshold, one line per ``η_Z``, at
     ``η_Y/η_Z = ratio`` (the paper does not say which; 1 here), mean over seeds."""
@@ -374,23 +376,16 @@ def scan_snap_runs(num_queries: int = 1, eta_z: Sequence[float] = (0.5, 1.0, 2.0
                    dtype: torch.dtype = torch.float64) -> Run:
     """Real SGD runs for the scan-then-snap picture: Syn-Medium with ``num_queries`` queries
     (2 classes each), ``η_Y = ratio · η_Z`` for each ``η_Z``, momentum 0.9, batch 128,
-    ``T = 128``, a snapshot every step (PAPER.md D.15). Returns the :class:`Run` (runs in
-    ``product(η_Y, η_Z, seeds)`` order: only the ``η_Y = ratio·η_Z`` pairs are run, one
-    :func:`train` call per ``η_Z``, concatenated)."""
+    ``T = 128``, a snapshot every step (PAPER.md D.15). Returns the :class:`Run`: the pairs
+    ``(ratio·η_Z, η_Z)`` × seeds, one batched :func:`train` program (read it with
+    :meth:`Run.by_pair`)."""
     q = check_int("num_queries", num_queries, low=1)
     etas = as_float_list("eta_z", eta_z, low=0.0)
     ratio = _check_positive("ratio", ratio)
     seed_list = as_int_list("seeds", seeds, low=0)
-    classes = SequenceClasses(num_queries=q, next_per_query=2)
-    runs = [train(classes, eta_y=ratio * ez, eta_z=ez, seeds=seed_list, steps=steps,
-                  init=init, record_every=1, dtype=dtype, progress=False) for ez in etas]
-    first = runs[0]
-    settings = dict(first.settings, grid=([ratio], etas, seed_list), pairs=True)
-    # grid() of the concatenation reshapes as [1, n_eta_z, n_seeds]: one η_Y per η_Z.
-    return Run(classes=classes, configs=[c for r in runs for c in r.configs], steps=first.steps,
-               Y=torch.cat([r.Y for r in runs]), Z=torch.cat([r.Z for r in runs]),
-               loss=torch.cat([r.loss for r in runs]),
-               diverged=torch.cat([r.diverged for r in runs]), settings=settings)
+    classes = syn_medium(q)
+    return train(classes, pairs=[(ratio * ez, ez) for ez in etas], seeds=seed_list, steps=steps,
+                 init=init, record_every=1, dtype=dtype, progress=False)
 
 
 def scan_snap_summary(run: Run) -> dict[str, np.ndarray]:
@@ -401,14 +396,16 @@ def scan_snap_summary(run: Run) -> dict[str, np.ndarray]:
     if not isinstance(run, Run):
         raise TypeError(f"run must be a Run, got {type(run).__name__}")
     classes = run.classes
-    grid = lambda v: run.grid(v)[0]  # noqa: E731 — [n_eta_z, n_seeds, ...]
-    H = grid(metrics.distinct_entropy(classes, run.Z).mean(-1))  # [E, N, S]
+    H = run.by_pair(metrics.distinct_entropy(classes, run.Z).mean(-1))  # [E, N, S]
     dl = metrics.distinct_logits(classes, run.Z)[..., -1]  # [R, S, K]: l0 = most likely distinct
-    dom = grid((dl - dl[:, :1]).mean(-1))
+    dom = run.by_pair((dl - dl[:, :1]).mean(-1))  # [E, N, S]
     cl = metrics.common_logits(classes, run.Z)
-    com = grid((cl - cl[:, :1]).mean((-1, -2)))
-    return dict(steps=run.steps.numpy(), eta_z=np.array(run.settings["grid"][1]),
-                ratio=float(run.settings["grid"][0][0]), entropy=H.mean(1).numpy(),
+    com = run.by_pair((cl - cl[:, :1]).mean((-1, -2)))  # [E, N, S]
+    eta_y, eta_z = (np.array(axis) for axis in zip(*run.pairs))
+    ratios = np.unique(eta_y / eta_z)
+    if len(ratios) != 1:
+        raise ValueError(f"run must have one ratio eta_y/eta_z (a scan_snap_runs run), got {ratios}")
+    return dict(steps=run.steps.numpy(), eta_z=eta_z, ratio=float(ratios[0]), entropy=H.mean(1).numpy(),
                 entropy_sem=(H.std(1) / math.sqrt(H.shape[1])).numpy(), dominant=dom.mean(1).numpy(),
                 common=com.mean(1).numpy())
 
@@ -427,7 +424,8 @@ def scan_snap_figure(run: Run, C0: float | None = None, momentum: float = 0.0) -
     rho0, C0_init = init_overlap_C0(classes)
     C0 = C0_init if C0 is None else _check_positive("C0", C0)
     steps = s["steps"]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.0), constrained_layout=True)
+    fig = new_figure(11, 4.0)
+    (ax, bx) = fig.subplots(1, 2)
     theory_B = []
     for i, ez in enumerate(s["eta_z"]):
         col = _COLORS[i % 10]
@@ -478,53 +476,57 @@ def integrate_common_logit(t: Any, M: int, K: int, eta_y: float, eta_z: float,
     return sol.y[0]
 
 
-def B_explorer(t_max: float = 700.0) -> tuple[plt.Figure, Any]:
-    """A figure and its in-place ``update(M, K, eta_y, eta_z, C0)`` for a live control:
-    ``B_n(t)`` (left, with ``t_0'`` and ``t_0`` marked) and ``χ(t) = e^{2B_n}`` (right) on
-    ``[0, t_max]``. ``update`` changes only line data and limits (fast redraw)."""
-    t_max = _check_positive("t_max", t_max)
-    t = np.linspace(0.0, t_max, 400)
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-    (b_line,) = ax.plot(t, t, color="k", lw=2, label=r"$B_n(t)$")
-    (scan_line,) = ax.plot(t, t, "--", color=_COLORS[0], lw=1.2, label="scanning asymptote")
-    (snap_line,) = ax.plot(t, t, "--", color=_COLORS[1], lw=1.2, label="snapping asymptote")
-    (c_line,) = bx.plot(t, t, color=_COLORS[2], lw=2)
-    marks = [a.axvline(0, color="0.5", ls=":", lw=1) for a in (ax, ax, bx)]
-    ax.set(xlabel="t (steps)", ylabel=r"$B_n(t)$", xlim=(0, t_max))
-    bx.set(xlabel="t (steps)", ylabel=r"$\chi(t)=e^{2B_n(t)}$", xlim=(0, t_max))
-    ax.legend(fontsize=8, loc="lower right")
+class BExplorer:
+    """A live control's figure and its in-place :meth:`update`: ``B_n(t)`` (left, with ``t_0'``
+    and ``t_0`` marked) and ``χ(t) = e^{2B_n}`` (right) on ``[0, t_max]``."""
 
-    def update(M: int, K: int, eta_y: float, eta_z: float, C0: float) -> None:
+    def __init__(self, t_max: float = 700.0) -> None:
+        self.t_max = _check_positive("t_max", t_max)
+        self.t = np.linspace(0.0, self.t_max, 400)
+        t = self.t
+        self.figure = new_figure(10, 3.6)
+        self.ax, self.bx = self.figure.subplots(1, 2)
+        ax, bx = self.ax, self.bx
+        (self.b_line,) = ax.plot(t, t, color="k", lw=2, label=r"$B_n(t)$")
+        (self.scan_line,) = ax.plot(t, t, "--", color=_COLORS[0], lw=1.2, label="scanning asymptote")
+        (self.snap_line,) = ax.plot(t, t, "--", color=_COLORS[1], lw=1.2, label="snapping asymptote")
+        (self.c_line,) = bx.plot(t, t, color=_COLORS[2], lw=2)
+        self.marks = [a.axvline(0, color="0.5", ls=":", lw=1) for a in (ax, ax, bx)]
+        ax.set(xlabel="t (steps)", ylabel=r"$B_n(t)$", xlim=(0, self.t_max))
+        bx.set(xlabel="t (steps)", ylabel=r"$\chi(t)=e^{2B_n(t)}$", xlim=(0, self.t_max))
+        ax.legend(fontsize=8, loc="lower right")
+
+    def update(self, M: int, K: int, eta_y: float, eta_z: float, C0: float) -> None:
+        """Redraw for new parameters: only line data, limits and titles change (fast)."""
+        t, ax, bx = self.t, self.ax, self.bx
         args = dict(M=int(M), K=int(K), eta_y=float(eta_y), eta_z=float(eta_z), C0=float(C0))
         Bt = theory.B(t, **args)
-        b_line.set_ydata(Bt)
-        scan_line.set_ydata(theory.B_scanning(t, **args))
+        self.b_line.set_ydata(Bt)
+        self.scan_line.set_ydata(theory.B_scanning(t, **args))
         T0p, T0 = float(theory.t0_prime(int(M), int(K), eta_y)), float(theory.t0(int(M), int(K), eta_y))
-        snap = np.where(t >= T0p, theory.B_snapping(t, **args), np.nan)
-        snap_line.set_ydata(snap)
-        c_line.set_ydata(np.exp(2 * Bt))
-        marks[0].set_xdata([T0p, T0p]), marks[1].set_xdata([T0, T0]), marks[2].set_xdata([T0, T0])
+        self.snap_line.set_ydata(np.where(t >= T0p, theory.B_snapping(t, **args), np.nan))
+        self.c_line.set_ydata(np.exp(2 * Bt))
+        for mark, x in zip(self.marks, (T0p, T0, T0)):
+            mark.set_xdata([x, x])
         top = float(Bt.max())
         ax.set_ylim(0, 1.3 * top + 1e-9)
         bx.set_ylim(0, 1.1 * math.exp(2 * top) + 1e-9)
         ax.set_title(f"$t_0'$={T0p:.1f}, $t_0$={T0:.1f}, $B_n(t_0)$="
                      f"{float(theory.B(T0, **args)):.3f}", fontsize=10)
-        bx.set_title(f"$\\chi$({t_max:g}) = {math.exp(2 * float(Bt[-1])):.3g}", fontsize=10)
-
-    return fig, update
+        bx.set_title(f"$\\chi$({self.t_max:g}) = {math.exp(2 * float(Bt[-1])):.3g}", fontsize=10)
 
 
-def fig6_explorer_frames(sweep: sweeps.Sweep) -> tuple[list[plt.Figure], list[str]]:
+def fig6_explorer_frames(sweep: Sweep) -> tuple[list[bytes], list[str]]:
     """One frame per Fig 6 panel: heat maps of the mean distinct-token entropy over
     (``η_Z`` × ``η_Y/η_Z``), each cell annotated with mean ± s.e.m., one map per init, on a
-    shared colour scale. Returns ``(figures, labels)`` for :func:`scansnap.widgets.scrubber`."""
-    if not isinstance(sweep, sweeps.Sweep):
+    shared colour scale. Returns ``(PNG frames, labels)`` for :func:`scansnap.widgets.scrubber`."""
+    if not isinstance(sweep, Sweep):
         raise TypeError(f"sweep must be a Sweep, got {type(sweep).__name__}")
     means = [sweep.stats(q, i)["mean"] for q, _, _ in sweep.panels for i in sweep.inits]
     lo, hi = min(float(m.min()) for m in means), max(float(m.max()) for m in means)
     frames, labels = [], []
     for q, K, M in sweep.panels:
-        fig = Figure(figsize=(4.6 * len(sweep.inits), 3.8), layout="constrained")
+        fig = new_figure(4.6 * len(sweep.inits), 3.8)
         axes = fig.subplots(1, len(sweep.inits), squeeze=False)
         for ax, init in zip(axes[0], sweep.inits):
             st = sweep.stats(q, init)
@@ -541,13 +543,13 @@ def fig6_explorer_frames(sweep: sweeps.Sweep) -> tuple[list[plt.Figure], list[st
         fig.colorbar(im, ax=axes[0].tolist(), label="entropy (nats)", shrink=0.9)
         fig.suptitle(f"#last/next = {q}/{K}, M = {M}: mean ± s.e.m. over {len(sweep.seeds)} seeds",
                      fontsize=11)
-        frames.append(fig)
+        frames.append(figure_to_png(fig))
         labels.append(f"{q}/{K} (M={M})")
     return frames, labels
 
 
 def training_frames(run: Run, eta_z: float, seed: int, every: int = 4,
-                    klass: int = 0) -> tuple[list[plt.Figure], list[str]]:
+                    klass: int = 0) -> tuple[list[bytes], list[str]]:
     """Frames for a scrubber over training steps of a :func:`scan_snap_runs` run: ``c_n`` of
     class ``klass`` over its support (common tokens grey, distinct tokens coloured, least to
     most likely) at every ``every``-th snapshot, and the distinct-token entropy so far."""
@@ -566,12 +568,12 @@ def training_frames(run: Run, eta_z: float, seed: int, every: int = 4,
     c = c[:, support].numpy()
     H = metrics.distinct_entropy(classes, Z)[:, klass].numpy()
     n_common = classes.common_index.shape[1]
-    colors = ["0.6"] * n_common + [plt.cm.viridis(x) for x in np.linspace(0.1, 0.9, len(support) - n_common)]
+    colors = ["0.6"] * n_common + [matplotlib.colormaps["viridis"](x) for x in np.linspace(0.1, 0.9, len(support) - n_common)]
     steps = run.steps.numpy()
     frames, labels = [], []
     top = float(c.max()) * 1.1
     for s in list(range(0, len(steps), every)) + ([len(steps) - 1] if (len(steps) - 1) % every else []):
-        fig = Figure(figsize=(10, 3.2), layout="constrained")  # not pyplot: many frames
+        fig = new_figure(10, 3.2)
         ax, bx = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[1.6, 1]))
         ax.bar(range(len(support)), c[s], color=colors)
         ax.axvline(n_common - 0.5, color="k", lw=0.8)
@@ -581,6 +583,6 @@ def training_frames(run: Run, eta_z: float, seed: int, every: int = 4,
         bx.plot(steps[: s + 1], H[: s + 1], color="k", lw=2)
         bx.set(xlim=(0, steps[-1]), ylim=(min(H.min(), 1.5) - 0.05, math.log(classes.distinct_per_next) + 0.05),
                xlabel="step", ylabel="distinct-token entropy", title=f"$\\eta_Z$={eta_z:g}, seed {seed}")
-        frames.append(fig)
+        frames.append(figure_to_png(fig))
         labels.append(f"t={steps[s]}")
     return frames, labels

@@ -4,7 +4,7 @@
 repository ``facebookresearch/luckmatters`` (the authors' aggregate of their Fig 6 sweep: per cell
 the mean final distinct-token entropy over 10 seeds and a ``±`` whose meaning is not documented;
 the caption says "standard deviation of the mean"). :func:`compare` puts the book's sweep
-(:func:`scansnap.sweeps.fig6_sweep`, random init like the authors) beside it and tests what the
+(:func:`~scansnap.chapters.ch5_phase_transition.sweep.fig6_sweep`, random init like the authors) beside it and tests what the
 ``±`` is: the book's per-seed standard deviation or its standard error of the mean.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import check_choice
-from .sweeps import Sweep
+from ..._validate import check_choice
+from .sweep import Sweep
 
 SOURCE = ("scan_snap/figure_6_data.pkl in facebookresearch/luckmatters (the authors' released "
           "aggregate of their Fig. 6 sweep)")

@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import metrics
-from ._validate import as_float_list, as_int_list, check_bool, check_choice, check_int
-from .data import SequenceClasses
-from .dynamics import train
-from .models import INITS
+from ... import metrics
+from ..._validate import as_float_list, as_int_list, check_bool, check_choice, check_int
+from ...data import SYN_MEDIUM_QUERIES, SequenceClasses, syn_medium
+from ...dynamics import train
+from ...models import INITS
 
-PANELS = (1, 3, 5, 10)
+PANELS = SYN_MEDIUM_QUERIES
 ETA_Z = (0.5, 1.0, 2.0, 3.0)
 RATIOS = (1.0, 2.0, 5.0, 10.0)
 SEEDS = tuple(range(1, 11))
@@ -145,7 +145,7 @@ def fig6_sweep(
 ) -> Sweep:
     """Run the Fig 6 sweep (PAPER.md B.4): every ``(num_queries, init, η_Z, η_Y/η_Z, seed)``.
 
-    Each panel is ``SequenceClasses(num_queries=q, next_per_query=2)`` (the authors'
+    Each panel is :func:`scansnap.data.syn_medium` ``(q)`` (the authors'
     Syn-Medium); each ``(panel, init)`` is one batched :func:`scansnap.train` call over its
     16 ``(η_Y, η_Z)`` pairs and the seeds (the batches are drawn once per seed). Defaults are the paper's full 640-run sweep with the authors' random init;
     pass ``inits=("random", "zero")`` to add the theory's zero init. Runs that diverge are an
@@ -171,7 +171,7 @@ def fig6_sweep(
     panel_info = []
     jobs = [(q, init) for q in panel_list for init in init_list]
     for q, init in tqdm(jobs, disable=not progress, desc="Fig 6 sweep", leave=False):
-        classes = SequenceClasses(num_queries=q, next_per_query=2)
+        classes = syn_medium(q)
         if init == init_list[0]:
             panel_info.append((q, classes.K, classes.M))
             thresholds[q] = threshold_grid(classes.M)

@@ -11,7 +11,16 @@ condition, not in general), ``does not hold here`` (measured and found off), ``i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..data import SequenceClasses
+from ..dynamics import Run
+from ..plots import new_figure
+from ..widgets import figure_to_png
 
 VERDICTS = ("holds", "partly", "does not hold here", "illustrated")
 
@@ -156,3 +165,50 @@ def dependency_map() -> str:
         if not any(chain[i] == a and chain[i + 1] == b for i in range(len(chain) - 1)):
             lines.append(f"* also {_link(find(a), a)} → {_link(find(b), b)}")
     return "\n".join(lines)
+
+
+# --- The opening picture: class n's attention over its common, then distinct tokens --------
+class AttentionBars:
+    """Bars of class ``n``'s attention ``c_n`` over its common tokens (grey), then its distinct
+    tokens (blue), in one figure redrawn in place: :meth:`frames` for a scrubber over a run,
+    :meth:`update` for the live control that sets two logits by hand."""
+
+    def __init__(self, classes: SequenceClasses, n: int = 0, ylim: float = 0.45) -> None:
+        self.classes, self.n = classes, n
+        self.common, self.distinct = classes.common_tokens(n), classes.distinct_tokens(n)
+        self.support = torch.cat([self.common, self.distinct])  # [S]
+        self.probs = classes.probs()[n]  # P(l|n)                 [M]
+        self.figure = new_figure(7, 2.6)
+        self.ax = self.figure.subplots()
+        colors = ["0.6"] * len(self.common) + ["tab:blue"] * len(self.distinct)
+        self.bars = self.ax.bar(np.arange(len(self.support)), self.probs[self.support].numpy(),
+                                color=colors)
+        self.ax.set_ylim(0, ylim)
+        middle = len(self.common) + (len(self.distinct) - 1) / 2
+        self.ax.set_xticks([(len(self.common) - 1) / 2, middle],
+                           ["common tokens", f"distinct tokens of class {n + 1}"])
+        self.ax.set_ylabel(rf"attention $c_{{l|{n + 1}}}$")
+
+    def draw(self, weights: torch.Tensor, title: str) -> None:
+        """Set the bars to ``weights [M]`` (the attention over the vocabulary)."""
+        for bar, w in zip(self.bars, weights[self.support].tolist()):
+            bar.set_height(w)
+        self.ax.set_title(title)
+
+    def frames(self, run: Run, index: int = 0) -> Iterator[bytes]:
+        """One PNG frame per snapshot of run ``index``: ``c_n`` at that iteration."""
+        c = run.attention()[index, :, self.n]  # [S, M]
+        for s, step in enumerate(run.steps.tolist()):
+            self.draw(c[s], f"iteration {step}")
+            yield figure_to_png(self.figure, close=False)
+
+    def update(self, common_logit: float, top_logit: float) -> None:
+        """``c_n ∝ P(l|n) e^{z_l}`` with one logit for every common token and one for the most
+        frequent distinct token (all other logits 0)."""
+        z = torch.zeros(self.classes.M, dtype=torch.float64)  # [M]
+        z[self.common] = common_logit
+        z[int(self.distinct[self.probs[self.distinct].argmax()])] = top_logit
+        weights = self.probs * torch.exp(z)
+        weights = weights / weights.sum()
+        share = weights[self.common].sum().item()
+        self.draw(weights, f"common tokens hold {share:.2f} of the attention")

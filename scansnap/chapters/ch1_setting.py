@@ -18,37 +18,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import theory
-from ._validate import as_int_list, check_float, check_int, check_tensor
-from .data import SequenceClasses
-from .metrics import Assumption2, assumption2
-from .figures.ydynamics import ch3_classes
-from .sweeps import PANELS
-from .figures import FigureResult
-from .plots import class_color, class_rgb, freeze_layout, new_figure, sequence_rgb
+from .. import theory
+from .._validate import as_int_list, check_float, check_int, check_tensor
+from ..data import SYN_MEDIUM_QUERIES, SequenceClasses, syn_medium, syn_small, weakly_correlated
+from ..dynamics import Run
+from ..metrics import Assumption2, assumption2, common_mass
+from ..models import attention_from_counts
+from ..plots import FigureResult, class_color, class_rgb, freeze_layout, new_figure, sequence_rgb
 
 __all__ = ["attention_from_counts", "lemma18_bound", "lemma2_convergence", "ClassExplorer",
            "Assumption2", "assumption2", "assumption2_table", "book_datasets"]
-
-
-def attention_from_counts(z_row: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """``Xᵀ b_T`` from the attention row ``z_m`` (``[M]``) and context token counts ``[..., M]``.
-
-    Without positional encoding ``b_t ∝ exp(z_{m x_t})``, so summing over the positions that hold
-    token ``l`` gives ``(Xᵀ b_T)_l = q_l e^{z_{ml}} / Σ_{l'} q_{l'} e^{z_{ml'}}`` (Section 3,
-    Lemma 2's proof). Tokens with zero count get exactly zero; overflow-safe.
-    """
-    z_row = check_tensor("z_row", z_row, ndim=1)
-    counts = check_tensor("counts", counts)
-    if counts.shape[-1] != z_row.shape[0]:
-        raise ValueError(f"counts must have shape [..., {z_row.shape[0]}] to match z_row, "
-                         f"got {list(counts.shape)}")
-    if bool((counts < 0).any()):
-        raise ValueError("counts must be nonnegative")
-    if bool((counts.sum(-1) <= 0).any()):
-        raise ValueError("counts must have at least one token in every context (a positive sum)")
-    dtype = torch.promote_types(z_row.dtype, torch.float32)
-    return torch.softmax(z_row.to(dtype) + torch.log(counts.to(dtype)), dim=-1)
 
 
 def lemma18_bound(T: Any, delta: float) -> np.ndarray | np.float64:
@@ -111,11 +90,10 @@ def lemma2_convergence(
     z_row = Z[int(classes.query_tokens[n])]
     c = theory.attention_limit(probs, Z, classes.query_tokens)[n]  # [M]
     support = probs[n] > 0
-    one_class = _single_class(classes, n)
     generator = torch.Generator().manual_seed(seed)
     l1_mean, l1_q05, l1_q95, freq_q, rates, max_rates = [], [], [], [], [], []
     for T in Ts:
-        counts, _, _ = one_class.sample_counts(batch_size, T, generator)
+        counts, _, _ = classes.sample_counts(batch_size, T, generator, n=n)
         v = attention_from_counts(z_row, counts)
         gap = (v - c).abs().sum(-1)
         l1_mean.append(float(gap.mean()))
@@ -153,31 +131,31 @@ def lemma2_convergence(
         panel.spines[["top", "right"]].set_visible(False)
     data = dict(T=Ts, l1_mean=l1_mean, l1_q05=l1_q05, l1_q95=l1_q95, slope=slope,
                 freq_quantile=freq_q, bound=bound.tolist(), violation_rate=rates,
-                max_violation_rate=max_rates, delta=delta, batch_size=batch_size, n=n)
+                max_violation_rate=max_rates, delta=delta, batch_size=batch_size, n=n,
+                # the numbers the page quotes:
+                gap_T128=float(np.interp(np.log(128), np.log(T_arr), l1_mean)),
+                gap_last=l1_mean[-1], T_last=Ts[-1], violation=max(rates))
     return FigureResult(fig, data)
 
 
-class _single_class:
-    """``SequenceClasses.sample_counts`` restricted to one class (same exact sampler)."""
-
-    def __init__(self, classes: SequenceClasses, n: int) -> None:
-        self.classes, self.n = classes, n
-
-    def sample_counts(self, batch_size: int, seq_len: int,
-                      generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        classes, n = self.classes, self.n
-        support = torch.cat([classes.common_index[n], classes.distinct_index[n]])
-        p = classes.probs()[n, support]
-        remaining = p.flip(0).cumsum(0).flip(0)
-        left = torch.full((batch_size,), float(seq_len - 1), dtype=torch.float64)
-        counts = torch.zeros(batch_size, classes.M, dtype=torch.float64)
-        for j in range(len(support)):
-            share = float((p[j] / remaining[j]).clamp(0.0, 1.0))
-            drawn = torch.binomial(left, torch.full_like(left, share), generator=generator)
-            counts[:, support[j]] = drawn
-            left = left - drawn
-        return counts, classes.query_tokens[[n]].expand(batch_size), \
-            classes.next_tokens[[n]].expand(batch_size)
+def training_summary(run: Run, n: int = 0, fit_loss: float = 1e-3) -> dict[str, Any]:
+    """What chapter 1 quotes of a training run, over its seeds: class ``n``'s attention mass
+    on common tokens at the start and end of seed 1 (``mass0``, ``mass1``) and its range over
+    the seeds at the end (``mass_lo``, ``mass_hi``), the number of ``seeds`` and ``steps``,
+    the first step whose loss is below ``fit_loss`` (``fit_lo``, ``fit_hi`` over the seeds;
+    −1 if never) and the distinct tokens (1-based rank within their class) that end with the
+    most attention (``top``, e.g. ``"10"``)."""
+    classes = run.classes
+    mass = common_mass(classes, run.Z)  # [R, S, K]
+    below = run.loss < fit_loss  # [R, steps]
+    fit = [int(row.nonzero()[0]) if bool(row.any()) else -1 for row in below]
+    c_last = run.attention()[:, -1]  # [R, K, M]
+    top = sorted({int(c_last[r, k, classes.distinct_tokens(k)].argmax()) + 1
+                  for r in range(len(run.configs)) for k in range(classes.K)})
+    return dict(mass0=float(mass[0, 0, n]), mass1=float(mass[0, -1, n]),
+                mass_lo=float(mass[:, -1, n].min()), mass_hi=float(mass[:, -1, n].max()),
+                seeds=len(run.configs), steps=int(run.steps[-1]), fit_lo=min(fit),
+                fit_hi=max(fit), top=" or ".join(str(t) for t in top))
 
 
 class ClassExplorer:
@@ -250,8 +228,7 @@ def assumption2_table(datasets: Mapping[str, SequenceClasses]) -> str:
 def book_datasets() -> dict[str, SequenceClasses]:
     """The synthetic data sets the book trains on, by name: Syn-Small (chapters 1–4, Figs 4–5),
     chapter 3's weakly correlated classes, and the Syn-Medium panels of Fig 6 (chapter 5)."""
-    datasets = {"Syn-Small (ch. 1–4)": SequenceClasses(), "ch. 3's classes": ch3_classes()}
-    for q in PANELS:
-        datasets[f"Syn-Medium, {q} quer{'y' if q == 1 else 'ies'} (ch. 5)"] = SequenceClasses(num_queries=q,
-                                                                         next_per_query=2)
+    datasets = {"Syn-Small (ch. 1–4)": syn_small(), "ch. 3's classes": weakly_correlated()}
+    for q in SYN_MEDIUM_QUERIES:
+        datasets[f"Syn-Medium, {q} quer{'y' if q == 1 else 'ies'} (ch. 5)"] = syn_medium(q)
     return datasets
