@@ -387,3 +387,26 @@ def test_train_many_side_by_side_is_each_run_alone():
         lm.train_many(corpus, jobs, workers=0)
     with pytest.raises(TypeError, match="learning_rate"):
         lm.train_many(corpus, [{"learning_rate": 1.0}])
+
+
+def test_linear_cross_entropy_is_torchs_loss_and_gradients():
+    """The fused decoder + cross-entropy equals nn.Linear + nn.CrossEntropyLoss in value and in
+    every gradient (float64), and WikiLM.loss is the forward's cross-entropy."""
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(12, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    weight = torch.randn(7, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    bias = torch.randn(7, dtype=torch.float64, generator=g, requires_grad=True)
+    targets = torch.randint(0, 7, (12,), generator=g)
+    ours = lm.linear_cross_entropy(hidden, weight, bias, targets)
+    grads = torch.autograd.grad(2.5 * ours, (hidden, weight, bias))
+    ref = torch.nn.functional.cross_entropy(hidden @ weight.T + bias, targets)
+    ref_grads = torch.autograd.grad(2.5 * ref, (hidden, weight, bias))
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lm.linear_cross_entropy, (hidden, weight, bias, targets))
+    model = tiny_model(nlayers=2)
+    src, tgt = torch.randint(0, 50, (9, 3)), torch.randint(0, 50, (27,))
+    with torch.no_grad():
+        torch.testing.assert_close(model.loss(src, tgt), torch.nn.functional.cross_entropy(
+            model(src).view(-1, 50), tgt), rtol=1e-5, atol=1e-6)

@@ -8,7 +8,9 @@
 explorers live in :mod:`scansnap.chapters.ch6_wikitext`.
 """
 
-from .model import D_MODEL, PositionalEncoding, WikiLM, causal_attention, causal_mask
+from .model import (
+    D_MODEL, PositionalEncoding, WikiLM, causal_attention, causal_mask, linear_cross_entropy,
+)
 from .stats import (
     ENTROPY_EPS, TOKEN_GROUPS, attention_entropy, key_mass, offset_profile, row_change, row_entropy,
     self_mass, token_group_shares, top_key_agreement, top_weight, uniform_attention,
@@ -20,7 +22,7 @@ from .train import (
 )
 
 __all__ = [
-    "D_MODEL", "PositionalEncoding", "WikiLM", "causal_attention", "causal_mask",
+    "D_MODEL", "PositionalEncoding", "WikiLM", "causal_attention", "causal_mask", "linear_cross_entropy",
     "ENTROPY_EPS", "TOKEN_GROUPS", "attention_entropy", "key_mass", "offset_profile",
     "row_change", "row_entropy", "self_mass", "token_group_shares", "top_key_agreement",
     "top_weight", "uniform_attention", "uniform_entropy",

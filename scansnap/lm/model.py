@@ -24,7 +24,7 @@ from torch import nn
 from .._validate import check_float, check_int, check_tensor
 
 __all__ = ["D_MODEL", "PositionalEncoding", "WikiLM", "causal_mask", "causal_attention",
-           "training_bytes"]
+           "linear_cross_entropy", "training_bytes"]
 
 D_MODEL = 200  # the authors' width (embedding, attention and FFN)
 
@@ -46,6 +46,38 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
                          f"{list(k.shape)}")
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # [..., L, L]
     return torch.softmax(scores + causal_mask(q.shape[-2], q.device).to(scores.dtype), dim=-1)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of ``hidden @ weightᵀ + bias`` against ``targets``, with a hand-written
+    backward: the gradient of the logits is ``(softmax − onehot) / N``, formed in one pass over
+    the saved logits (torch's log_softmax backward and the zero-filled nll_loss gradient take
+    about a third of a training step at the CI size, PAPER.md B.8a)."""
+
+    @staticmethod
+    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                targets: torch.Tensor) -> torch.Tensor:
+        logits = torch.addmm(bias, hidden, weight.t())  # [N, V]
+        lse = torch.logsumexp(logits, dim=1)  # [N]
+        loss = (lse - logits.gather(1, targets[:, None])[:, 0]).mean()
+        ctx.save_for_backward(hidden, weight, logits, lse, targets)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        hidden, weight, logits, lse, targets = ctx.saved_tensors
+        grad = (logits - lse[:, None]).exp_()  # [N, V] softmax
+        grad[torch.arange(len(targets), device=grad.device), targets] -= 1.0
+        grad.mul_(grad_loss / len(targets))  # d loss / d logits
+        return grad @ weight, grad.t() @ hidden, grad.sum(0), None
+
+
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                         targets: torch.Tensor) -> torch.Tensor:
+    """``F.cross_entropy(F.linear(hidden, weight, bias), targets)`` (mean over the ``N`` rows of
+    ``hidden [N, d]``; ``weight [V, d]``, ``targets [N]``) with a one-pass backward: the same
+    loss and gradients (tests/test_lm.py compares them), faster on a CPU."""
+    return _LinearCrossEntropy.apply(hidden, weight, bias, targets)
 
 
 class PositionalEncoding(nn.Module):
@@ -126,6 +158,12 @@ class WikiLM(nn.Module):
 
     def forward(self, src: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encode(src))  # [L, B, V]
+
+    def loss(self, src: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean next-token cross-entropy of ``src [L, B]`` against ``targets [L*B]`` (the
+        training objective; :func:`linear_cross_entropy` fuses the decoder into it)."""
+        hidden = self.encode(src).reshape(-1, self.d_model)  # [L*B, d]
+        return linear_cross_entropy(hidden, self.decoder.weight, self.decoder.bias, targets)
 
     @torch.no_grad()
     def probe(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -358,7 +358,7 @@ def train_lm(
                    disable=not progress, leave=False)
         for step in range(config.steps):
             data, targets = get_batch(source, starts[step % len(starts)], bptt)
-            loss = criterion(model(data).view(-1, ntoken), targets)
+            loss = model.loss(data, targets)
             train_loss[step] = loss.detach()
             if step == 0:
                 checkpoint(0)  # uses the first batch's loss, before any update
