@@ -446,9 +446,10 @@ def train_many(
     longest jobs first); ``workers=1`` trains them one after another here. Default
     :func:`default_workers`. Progress bars are off; warnings of a worker are re-issued.
 
-    The gain is what the cores give: on the book's 2-vCPU machines, whose two vCPUs share one
-    core's vector units, two single-thread matrix products side by side run at about 1.1–1.2×
-    the throughput of one (benchmarks/bench_ch6_runs.py measures the chapter's runs).
+    The gain is what the cores give: on the 2-vCPU machine this was written on, two
+    single-thread matrix products pinned to the two vCPUs each ran 1.75× slower than one alone
+    (≈1.15× the throughput), as if the vCPUs shared one core's vector units;
+    benchmarks/bench_ch6_runs.py measures the chapter's runs.
     """
     if isinstance(jobs, Mapping) or not all(isinstance(j, Mapping) for j in jobs):
         raise TypeError("jobs must be a sequence of dicts of train_lm settings")
