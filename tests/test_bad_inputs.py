@@ -141,6 +141,24 @@ def test_train_lm_huge_vocabulary_refused():
                                      batch_size=4, bptt=8), "vocab_size")
 
 
+def test_train_lm_huge_steps_and_bad_data_refused():
+    ids = torch.arange(2000) % 30
+    kw = dict(progress=False, batch_size=4, bptt=8)
+    refused_fast(lambda: lm.train_lm(ids, 1, steps=10**13, **kw), r"steps \(a loss per step")
+    with pytest.raises(ValueError, match="measure_ids"):
+        lm.train_lm(ids, 1, steps=2, measure_ids=torch.zeros(0, dtype=torch.long), **kw)
+    with pytest.raises(TypeError, match="measure_ids"):
+        lm.train_lm(ids, 1, steps=2, measure_ids=[1, 2, 3], **kw)
+    with pytest.raises(ValueError, match="max_vocab"):
+        lm.train_lm(None, 1, steps=2, max_vocab=1, **kw)
+    from test_lm import tiny_corpus
+
+    with pytest.raises(ValueError, match="last must be at most"):
+        lm.lr_sweep((1.0,), corpus=tiny_corpus(), steps=6, checkpoint_every=3, last=4)
+    with pytest.raises(TypeError, match="corpus must be a Corpus"):
+        lm.lr_sweep((1.0,), corpus=ids, steps=6)
+
+
 def test_realistic_sizes_pass(classes):
     """The bound refuses only what cannot fit: the paper's settings still run."""
     run = train(classes, steps=3, batch_size=128, seq_len=128, seeds=[1, 2], progress=False)

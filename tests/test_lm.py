@@ -1,4 +1,4 @@
-"""The WikiText LM (PAPER.md B.8): model, attention probe, training loop, sweep, sentence attention."""
+"""The WikiText LM (PAPER.md B.8), scansnap.lm: model, attention probe, statistics, training loop, sweep."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from scansnap import lm
-from scansnap.wikitext import Vocab, build_vocab
+from scansnap.wikitext import Vocab
 
 
 def tiny_model(nlayers: int = 2, ntoken: int = 50, seed: int = 0) -> lm.WikiLM:
@@ -52,6 +52,48 @@ def test_probe_equals_manual_attention_and_model_output():
         for layer in model.layers:
             layer.self_attn.dropout = 0.0
         torch.testing.assert_close(model(src), logits, rtol=1e-4, atol=1e-5)  # SDPA training path
+
+
+def test_probe_maps_are_the_real_forward_attention():
+    """The probe returns the attention of forward() itself: capture each attention module's
+    input during a plain forward (no weights requested, the fused kernel) and rebuild its
+    weights from the module's own projections."""
+    model = tiny_model(nlayers=3)
+    src = torch.randint(0, 50, (20, 4))
+    inputs = []
+    handles = [layer.self_attn.register_forward_pre_hook(
+        lambda _m, args, kwargs: inputs.append(args[0].detach()), with_kwargs=True)
+        for layer in model.layers]
+    with torch.no_grad():
+        logits = model(src)
+    for handle in handles:
+        handle.remove()
+    probe_logits, maps = model.probe(src)
+    assert len(inputs) == 3
+    for i, (layer, x) in enumerate(zip(model.layers, inputs)):
+        attn = layer.self_attn
+        q, k, _ = (x.transpose(0, 1) @ attn.in_proj_weight.T + attn.in_proj_bias).chunk(3, dim=-1)
+        torch.testing.assert_close(maps[i], lm.causal_attention(q, k), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(probe_logits, logits, rtol=1e-4, atol=1e-5)  # SDPA vs explicit
+    assert not any(layer.self_attn._forward_hooks or layer.self_attn._forward_pre_hooks
+                   for layer in model.layers)  # the probe removes its hooks
+
+
+def test_config_validated_once_and_unknown_knobs_named():
+    config = lm.LMConfig.for_size("quick", lr=2.0)
+    assert config.steps == lm.SIZES["quick"]["steps"] and config.lr == 2.0
+    assert config.device == "cpu"
+    with pytest.raises(Exception):
+        config.lr = 3.0  # frozen
+    with pytest.raises(TypeError, match="learning_rate"):
+        lm.train_lm(synthetic_ids(2000), 1, learning_rate=1.0, steps=2, progress=False)
+    with pytest.raises(ValueError, match="dropout"):
+        lm.LMConfig(dropout=1.5)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        lm.LMConfig(checkpoint_every=0)
+    with pytest.raises(ValueError, match="probe_index"):
+        lm.train_lm(synthetic_ids(2000), 1, steps=2, probe_index=10**6, progress=False,
+                    batch_size=4, bptt=8)
 
 
 def test_mask_is_causal_and_includes_self():
@@ -107,7 +149,7 @@ def test_tiny_training_run_learns_and_records():
     assert run.probe_maps.shape == (4, 1, 8, 12, 12) and run.probe_ids.shape == (12, 8)
     torch.testing.assert_close(run.maps, run.probe_maps[:, :, 0], rtol=0, atol=0)
     assert run.map_at(41).shape == (12, 12)
-    assert run.config["probe_index"] <= ids.numel() // 8 - 13
+    assert run.config.probe_index <= ids.numel() // 8 - 13
     # same seed → same run; another seed → another run
     again = lm.train_lm(ids, 1, lr=1.0, steps=20, checkpoint_every=20, seed=3, progress=False,
                         batch_size=8, bptt=12)
@@ -122,7 +164,7 @@ def test_ffn_lr_group_and_multilayer():
     run = lm.train_lm(ids, 2, lr=1.0, ffn_lr=2.0, steps=10, checkpoint_every=5, progress=False,
                       batch_size=4, bptt=8)
     assert run.maps.shape == (3, 2, 8, 8) and run.entropy_layers.shape == (3, 2)
-    assert run.config["ffn_lr"] == 2.0
+    assert run.config.ffn_lr == 2.0
 
 
 def test_train_lm_bad_inputs():
@@ -166,21 +208,6 @@ def test_lr_sweep_shapes():
     torch.testing.assert_close(sweep.final, sweep.curves[..., -2:].mean(-1))
     with pytest.raises(ValueError, match="lrs"):
         lm.lr_sweep((1.0, -2.0), corpus=corpus, steps=2)
-
-
-def test_sentence_attention():
-    vocab = build_vocab([["the", "cat", "sat", "on", "mat", "."]])
-    torch.manual_seed(0)
-    model = lm.WikiLM(len(vocab), 3).eval()
-    out = lm.sentence_attention(model, vocab, "The cat sat on the mat, said Zork.")
-    assert out.tokens[:3] == ["the", "cat", "sat"] and "<unk>" in out.tokens
-    L = len(out.tokens)
-    assert out.weights.shape == (3, L, L)
-    torch.testing.assert_close(out.weights.sum(-1), torch.ones(3, L))
-    with pytest.raises(ValueError, match="text"):
-        lm.sentence_attention(model, vocab, "   ")
-    with pytest.raises(TypeError, match="vocab"):
-        lm.sentence_attention(model, {"the": 1}, "the")
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,7 +359,54 @@ def test_train_lm_on_cuda():
     kw = dict(lr=1.0, steps=60, checkpoint_every=20, seed=3, progress=False, batch_size=8,
               bptt=12)
     gpu = lm.train_lm(ids, 1, device="cuda", **kw)
-    assert gpu.config["device"] == "cuda" and gpu.probe_maps.device.type == "cpu"
+    assert gpu.config.device == "cuda" and gpu.probe_maps.device.type == "cpu"
     assert next(gpu.model.parameters()).device.type == "cpu"
     cpu = lm.train_lm(ids, 1, device="cpu", **kw)
     assert abs(float(gpu.loss[-1] - cpu.loss[-1])) < 0.5 * float(cpu.loss[0] - cpu.loss[-1])
+
+
+def test_train_many_side_by_side_is_each_run_alone():
+    """Runs trained in worker processes are bit-identical to the same runs trained here, come
+    back in the order of the jobs, and a sweep over them needs no training of its own."""
+    corpus = tiny_corpus()
+    kw = dict(steps=6, checkpoint_every=3, batch_size=4, bptt=8)
+    jobs = [dict(kw, lr=0.5, seed=2), dict(kw, nlayers=2, lr=1.0, seed=2), dict(kw, lr=1.0, seed=2)]
+    side_by_side = lm.train_many(corpus, jobs, workers=2)
+    alone = lm.train_many(corpus, jobs, workers=1)
+    assert [r.config.nlayers for r in side_by_side] == [1, 2, 1]
+    for a, b in zip(side_by_side, alone):
+        assert a.config == b.config
+        torch.testing.assert_close(a.train_loss, b.train_loss, rtol=0, atol=0)
+        torch.testing.assert_close(a.probe_maps, b.probe_maps, rtol=0, atol=0)
+    sweep = lm.lr_sweep((0.5, 1.0), (2,), corpus=corpus, steps=6, last=2, progress=False,
+                        reuse=side_by_side, **{k: v for k, v in kw.items() if k != "steps"})
+    assert sweep.reused == [(0.5, 2), (1.0, 2)]
+    with pytest.raises(TypeError, match="jobs"):
+        lm.train_many(corpus, dict(kw))
+    with pytest.raises(ValueError, match="workers"):
+        lm.train_many(corpus, jobs, workers=0)
+    with pytest.raises(TypeError, match="learning_rate"):
+        lm.train_many(corpus, [{"learning_rate": 1.0}])
+
+
+def test_linear_cross_entropy_is_torchs_loss_and_gradients():
+    """The fused decoder + cross-entropy equals nn.Linear + nn.CrossEntropyLoss in value and in
+    every gradient (float64), and WikiLM.loss is the forward's cross-entropy."""
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(12, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    weight = torch.randn(7, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    bias = torch.randn(7, dtype=torch.float64, generator=g, requires_grad=True)
+    targets = torch.randint(0, 7, (12,), generator=g)
+    ours = lm.linear_cross_entropy(hidden, weight, bias, targets)
+    grads = torch.autograd.grad(2.5 * ours, (hidden, weight, bias))
+    ref = torch.nn.functional.cross_entropy(hidden @ weight.T + bias, targets)
+    ref_grads = torch.autograd.grad(2.5 * ref, (hidden, weight, bias))
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lm.linear_cross_entropy, (hidden, weight, bias, targets))
+    model = tiny_model(nlayers=2)
+    src, tgt = torch.randint(0, 50, (9, 3)), torch.randint(0, 50, (27,))
+    with torch.no_grad():
+        torch.testing.assert_close(model.loss(src, tgt), torch.nn.functional.cross_entropy(
+            model(src).view(-1, 50), tgt), rtol=1e-5, atol=1e-6)

@@ -1,4 +1,5 @@
-"""Chapter 6's figures and widgets (scansnap.chapters.ch6_wikitext) on tiny runs: shapes, frames, links."""
+"""Chapter 6's figures and widgets (scansnap.chapters.ch6_wikitext) on tiny runs: shapes, frames,
+links, the numbers each figure returns."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ipywidgets.embed import embed_data
 
 from scansnap import lm
 from scansnap.chapters import ch6_wikitext as ch6
+from scansnap.plots import FigureResult
 from scansnap.wikitext import build_vocab
 
 from test_lm import synthetic_ids, tiny_corpus
@@ -24,12 +26,30 @@ def runs():
 
 def test_static_figures(runs):
     before = len(plt.get_fignums())
-    assert ch6.shown_iterations(runs["1 layer"]) == [0, 2, 4, 6]
-    for fig in (ch6.draw_fig7(runs, title="t"), ch6.draw_entropy(runs),
-                ch6.draw_departures(runs, max_offset=3), ch6.draw_token_shares(runs)):
-        assert fig.axes
-    fig = ch6.draw_attention(runs["1 layer"].maps[-1, 0], runs["1 layer"].probe_tokens, "x")
-    assert len(fig.axes[0].get_yticklabels()) == 8
+    one = runs["1 layer"]
+    assert ch6.shown_iterations(one) == [0, 2, 4, 6]
+    results = (ch6.draw_fig7(runs, title="t"), ch6.draw_entropy(runs),
+               ch6.draw_departures(runs, max_offset=3), ch6.draw_token_shares(runs))
+    for result in results:
+        assert isinstance(result, FigureResult) and result.figure.axes
+    fig7, entropy, departures, shares = (r.data for r in results)
+    # each returns the numbers it drew
+    assert fig7["iterations"] == [0, 2, 4, 6]
+    torch.testing.assert_close(torch.tensor(fig7["1 layer"]["maps"][2]), one.map_at(4, 0))
+    torch.testing.assert_close(torch.tensor(entropy["2 layers"]["entropy_layers"]),
+                               runs["2 layers"].entropy_layers)
+    assert entropy["ceiling"] == pytest.approx(lm.uniform_entropy(8))
+    torch.testing.assert_close(torch.tensor(departures["profiles"]["2 layers · layer 1"]),
+                               lm.offset_profile(runs["2 layers"].probe_maps[-1, 1], 3))
+    assert departures["1 layer"]["change"][0] == pytest.approx(
+        lm.row_change(one.probe_maps[0, 0], one.probe_maps[1, 0]))
+    group = "20 most frequent words"
+    frequent, uniform = one.token_group_shares()[group]
+    torch.testing.assert_close(torch.tensor(shares["1 layer"]["ratios"][group]),
+                               frequent / uniform)
+    result = ch6.draw_attention(one.maps[-1, 0], one.probe_tokens, "x")
+    assert len(result.figure.axes[0].get_yticklabels()) == 8
+    assert result.data["tokens"] == one.probe_tokens
     assert len(plt.get_fignums()) == before  # pyplot manages none of them
     with pytest.raises(ValueError, match="tokens"):
         ch6.draw_attention(torch.eye(3), ["a", "b"])
@@ -39,20 +59,24 @@ def test_static_figures(runs):
 
 def test_token_group_shares(runs):
     run = runs["2 layers"]
-    shares = lm.token_group_shares(run, layer=1, groups={"all": (0, None), "none": (30, None),
-                                                         "low": (0, 5)})
+    shares = run.token_group_shares(layer=1, groups={"all": (0, None), "none": (30, None),
+                                                     "low": (0, 5)})
     torch.testing.assert_close(shares["all"][0], torch.ones(len(run.steps)))
     assert shares["all"][1] == pytest.approx(1.0) and "none" not in shares
     assert 0 < shares["low"][1] < 1 and shares["low"][0].shape == (len(run.steps),)
     with pytest.raises(ValueError, match="layer"):
-        lm.token_group_shares(run, layer=2)
+        run.token_group_shares(layer=2)
+    with pytest.raises(ValueError, match="maps"):
+        lm.token_group_shares(run.probe_maps[0, 0], run.probe_ids.T, 30)  # [B, L, L], not [S, ...]
 
 
 def test_fig10_from_a_sweep():
     sweep = lm.lr_sweep((0.5, 1.0), (1, 2), corpus=tiny_corpus(), steps=4, last=2,
                         progress=False, checkpoint_every=2, batch_size=4, bptt=8)
-    fig = ch6.draw_fig10(sweep)
-    assert len(fig.axes) == 2
+    result = ch6.draw_fig10(sweep)
+    assert len(result.figure.axes) == 2
+    assert result.data["lrs"] == [0.5, 1.0]
+    torch.testing.assert_close(torch.tensor(result.data["mean"]), sweep.mean)
     with pytest.raises(TypeError, match="sweep"):
         ch6.draw_fig10({"lrs": [1]})
 
@@ -85,8 +109,24 @@ def test_scrubber_and_fig7_with_a_shorter_run(runs):
     assert list(box.slider.options) == ["0", "2", "4", "6"]
     images = [image.value for image in box.stacks[1].children]
     assert images[2] == images[3] != images[1]  # the last map, repeated past the run's end
-    fig = ch6.draw_fig7({"long": runs["1 layer"], "short": short})
-    assert any("not run" in text.get_text() for ax in fig.axes for text in ax.texts)
+    result = ch6.draw_fig7({"long": runs["1 layer"], "short": short})
+    assert any("not run" in text.get_text() for ax in result.figure.axes for text in ax.texts)
+    assert result.data["short"]["maps"][2:] == [None, None]  # iterations 4 and 6: not run
+
+
+def test_sentence_attention():
+    vocab = build_vocab([["the", "cat", "sat", "on", "mat", "."]])
+    torch.manual_seed(0)
+    model = lm.WikiLM(len(vocab), 3).eval()
+    out = ch6.sentence_attention(model, vocab, "The cat sat on the mat, said Zork.")
+    assert out.tokens[:3] == ["the", "cat", "sat"] and "<unk>" in out.tokens
+    L = len(out.tokens)
+    assert out.weights.shape == (3, L, L)
+    torch.testing.assert_close(out.weights.sum(-1), torch.ones(3, L))
+    with pytest.raises(ValueError, match="text"):
+        ch6.sentence_attention(model, vocab, "   ")
+    with pytest.raises(TypeError, match="vocab"):
+        ch6.sentence_attention(model, {"the": 1}, "the")
 
 
 def test_sentence_explorer_updates_in_place():
@@ -110,3 +150,22 @@ def test_corpus_summary():
     summary = ch6.corpus_summary(tiny_corpus())
     assert summary["training_tokens"] == 2000 and summary["vocab_size"] == 30
     assert summary["batches_per_epoch"] == len(range(0, 100 - 35, 35))
+
+
+def test_chapter_runs_cover_the_sweep():
+    """train_runs trains each run of the page once: the sweep then trains nothing, and its lr-5
+    curve is the start of Fig 7's 1-layer run."""
+    corpus = tiny_corpus()
+    trained = ch6.train_runs(corpus, "quick", batch_size=4, bptt=8)
+    size = lm.SIZES["quick"]
+    assert trained.one_layer.config.steps == size["steps"]
+    assert trained.three_layers.config.nlayers == 3
+    assert trained.variant.config.ffn_lr == 10.0
+    assert sorted(r.config.lr for r in trained.sweep) == [1.0, 2.0, 3.0, 4.0]  # lr 5: run 1
+    sweep = lm.lr_sweep(ch6.FIG10_LRS, corpus=corpus, size="quick", reuse=trained.all,
+                        progress=False, workers=1, batch_size=4, bptt=8)
+    assert sweep.reused == [(lr, 1) for lr in ch6.FIG10_LRS]
+    torch.testing.assert_close(sweep.curves[-1, 0],
+                               trained.one_layer.entropy[: len(sweep.steps)], rtol=0, atol=0)
+    with pytest.raises(TypeError, match="corpus"):
+        ch6.train_runs(synthetic_ids(), "quick")
