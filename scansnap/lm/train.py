@@ -441,9 +441,10 @@ def train_many(
     (``nlayers``, ``lr``, ``steps``, ...) of run ``i``, and the runs come back in that order.
 
     Runs never share state, so each is exactly the run :func:`train_lm` would return alone
-    (its own seeded random stream; tests/test_lm.py checks bit-identity). With ``workers > 1``
-    they train in that many fresh worker processes (``spawn``; one torch thread each, the
-    longest jobs first); ``workers=1`` trains them one after another here. Default
+    with one torch thread (its own seeded random stream; the thread count changes the order of
+    float sums, so every run trains on one thread; tests/test_lm.py checks bit-identity). With
+    ``workers > 1`` they train in that many fresh worker processes (``spawn``, the longest jobs
+    first); ``workers=1`` trains them one after another here. Default
     :func:`default_workers`. Progress bars are off; warnings of a worker are re-issued.
 
     The gain is what free cores give: on an otherwise idle 2-vCPU machine chapter 6's runs
@@ -457,7 +458,12 @@ def train_many(
         check_int("workers", workers, low=1)
     workers = min(workers, len(jobs))
     if workers <= 1:
-        return [train_lm(corpus_or_ids, size=size, progress=False, **dict(job)) for job in jobs]
+        threads = torch.get_num_threads()
+        _one_thread()
+        try:
+            return [train_lm(corpus_or_ids, size=size, progress=False, **dict(job)) for job in jobs]
+        finally:
+            torch.set_num_threads(threads)
     # Longest first (a step costs about 1 + nlayers/2 one-layer steps), so no core idles at the end.
     order = sorted(range(len(jobs)), key=lambda i: -configs[i].steps * (2 + configs[i].nlayers))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
