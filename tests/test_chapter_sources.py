@@ -200,3 +200,23 @@ Done {glue:text}`a`.
     assert stats.glued_numbers == 2
     assert stats.visible_code_lines == 2 and stats.longest_visible_cell == 2
     assert stats.widest_visible_line == len("x = 1")
+
+
+def test_execute_page_reports_unglued_and_misformatted_references():
+    import execute_page
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("")
+    record = "application/papermill.record/text/plain"
+    cell.outputs = [nbformat.v4.new_output("display_data", data={record: repr(value)},
+                                           metadata={"scrapbook": {"name": name}})
+                    for name, value in [("x", 0.5), ("s", "a–b"), ("n", "np.float64(0.25)")]]
+    cell.outputs[2]["data"][record] = "np.float64(0.25)"
+    nb.cells = [cell]
+    source = "{glue:text}`x:.2f` {glue:text}`n:.1%` {glue:text}`s` {glue}`x`"
+    assert execute_page.glue_problems(source, nb) == []
+    problems = execute_page.glue_problems(source + " {glue:text}`gone` {glue:text}`s:.2f`", nb)
+    assert len(problems) == 2
+    assert "nothing glued as 'gone'" in problems[0]
+    assert "`s:.2f`" in problems[1]

@@ -4,13 +4,17 @@
 
 For writing a chapter: faster than a whole `jb build`, and it prints where the time goes. The
 first failing cell stops the run with its traceback (exit status 1). Any stderr output is
-reported too, since the book build treats it as an error.
+reported too, since the book build treats it as an error, and so is every ``{glue:...}`` reference
+of the page that no cell glued (the build would warn) or whose format spec does not apply to the
+glued value.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -52,9 +56,43 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  STDERR (fails the book build): {''.join(stderr)[:500]}")
                 status = 1
     print(f"total {time.perf_counter() - start:.1f} s")
+    if status == 0:
+        problems = glue_problems(args.page.read_text(), nb)
+        for problem in problems:
+            print(f"GLUE: {problem}")
+        status = 1 if problems else 0
     if args.out:
         nbformat.write(nb, args.out)
     return status
+
+
+NUMPY_SCALAR = re.compile(r"^np\.\w+\((.*)\)$")  # repr of a numpy scalar: np.float64(0.5)
+GLUE_REFERENCE = re.compile(r"\{glue(?::(\w+))?\}`([^`]+)`")
+
+
+def glue_problems(source: str, nb: nbformat.NotebookNode) -> list[str]:
+    """The page's glue references that no executed cell provides, or whose ``:format`` spec fails
+    on the glued value (text glues are checked through their ``text/plain`` repr)."""
+    glued: dict[str, str | None] = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name is not None:
+                glued[name] = output.get("data", {}).get(
+                    "application/papermill.record/text/plain")
+    problems = []
+    for role, reference in GLUE_REFERENCE.findall(source):
+        key, _, spec = reference.partition(":")
+        if key not in glued:
+            problems.append(f"{{glue{':' + role if role else ''}}}`{reference}`: nothing glued "
+                            f"as {key!r}")
+            continue
+        if role == "text" and spec and glued[key] is not None:
+            try:
+                format(ast.literal_eval(NUMPY_SCALAR.sub(r"\1", glued[key])), spec)
+            except (ValueError, SyntaxError, TypeError) as error:
+                problems.append(f"{{glue:text}}`{reference}`: {error} (value {glued[key]})")
+    return problems
 
 
 if __name__ == "__main__":
