@@ -11,8 +11,12 @@
     class-grouped closed form (kept here only as the yardstick) — interleaved in rounds so that
     machine load hits both alike.
 
-Writes ``benchmarks/results/dynamics.{json,md}`` (the reproducibility page includes the .md).
-Usage: ``python benchmarks/bench_dynamics.py [--sample N] [--rounds N] [--dtype float32|float64]``.
+Both sides run with the same number of torch threads (``--threads``, default 1): the batched
+programs' large products can use every core, the one-run-at-a-time loops' small ones mostly not.
+Writes ``benchmarks/results/dynamics.{json,md}`` (``dynamics_<N>threads`` with ``--threads N``
+above 1; the reproducibility page includes the .md files).
+Usage: ``python benchmarks/bench_dynamics.py [--sample N] [--rounds N] [--dtype float32|float64]
+[--threads N]``.
 """
 
 from __future__ import annotations
@@ -114,7 +118,11 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=3, help="runs per panel for the loops")
     parser.add_argument("--rounds", type=int, default=3, help="rounds for population dynamics")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, both sides")
     args = parser.parse_args()
+    if args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
 
     start = time.perf_counter()
@@ -153,7 +161,8 @@ best of {args.rounds} interleaved rounds of 300 steps:
             "panel_s": {str(M): sweep.seconds[(q, "random")] for q, _, M in sweep.panels},
             "population_run_steps_per_s": {str(r): {"population": a, "reference": b}
                                            for r, (a, b) in rates.items()}}
-    print(write("dynamics", markdown, data).read_text())
+    name = "dynamics" if args.threads == 1 else f"dynamics_{args.threads}threads"
+    print(write(name, markdown, data).read_text())
 
 
 if __name__ == "__main__":
