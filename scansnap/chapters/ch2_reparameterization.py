@@ -6,7 +6,8 @@ parameters ``(U, W_Q, W_K, W_V)`` with ``Y = U W_Vᵀ Uᵀ`` and ``Z = U W_Q W_K
 * :func:`lemma1_check`: Lemma 1's closed-form gradients (:func:`scansnap.theory.lemma1_gradients`)
   against autograd on random instances.
 * :func:`row_sum_drift`: the invariant ``Ẏ 1 = Ż 1 = 0`` (zero row sums from a zero start) along
-  a :class:`~scansnap.dynamics.Run`.
+  a :class:`~scansnap.dynamics.Run`; :func:`invariant_summary` and :func:`row_centring_effect`
+  give the numbers the chapter quotes of it.
 * :func:`one_step_rates` / :func:`predicted_rates`: one gradient step on the original
   parameters moves ``(Y, Z)`` along Lemma 1's gradients at *effective* rates
   ``κ_Y ≈ (5/3) η_Y`` and ``κ_Z ≈ 2 η_Z / (3 d)`` at PyTorch's default initialization.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,9 +32,11 @@ from ..metrics import common_mass
 from ..models import Transformer1L, full_to_yz, yz_logits
 from ..plots import FigureResult, class_color, freeze_layout, new_figure, plot_attention
 
-__all__ = ["logit_identity", "lemma1_check", "row_sum_drift", "OneStepRates", "one_step_rates",
+__all__ = ["logit_identity", "lemma1_check", "lemma1_summary", "row_sum_drift",
+           "invariant_summary", "row_centring_effect", "OneStepRates", "one_step_rates",
            "predicted_rates", "rates_vs_width", "compare_frame", "plot_row_sums", "FullTraining",
-           "train_full_with_rates", "plot_full_vs_yz", "OneStepExplorer"]
+           "train_full_with_rates", "plot_full_vs_yz", "attention_summary",
+           "divergence_summary", "OneStepExplorer"]
 
 
 def _check_classes(classes: object) -> SequenceClasses:
@@ -43,13 +47,15 @@ def _check_classes(classes: object) -> SequenceClasses:
 
 def logit_identity(classes: SequenceClasses, ds: Sequence[int] = (1, 4, 16, 64, 256),
                    seeds: Sequence[int] = (0, 1, 2), batch_size: int = 64,
-                   seq_len: int = 128) -> dict[str, np.ndarray]:
+                   seq_len: int = 128) -> dict[str, Any]:
     """Section 3.1: ``u_lᵀ W_V Uᵀ LN(Xᵀ b_T) = (Yᵀ LN(Xᵀ b_T))_l`` with ``b_T`` from ``Z``.
 
     For each width ``d`` and seed, a random :class:`~scansnap.models.Transformer1L` (float64)
     computes logits on sampled token sequences in its own parameters, and :func:`yz_logits`
     computes them from ``(Y, Z) = to_yz()`` and the sequences' token counts. Returns
-    ``{"d", "seeds", "max_abs_error" [len(ds), len(seeds)], "max_abs_logit" [same]}``.
+    ``{"d", "seeds", "max_abs_error" [len(ds), len(seeds)], "max_abs_logit" [same]}`` and, over
+    all widths and seeds, the largest logit difference ``max_error`` and the largest logit
+    ``max_logit`` (the scale the difference is measured against).
     """
     classes = _check_classes(classes)
     ds = as_int_list("ds", list(ds), low=1)
@@ -70,7 +76,7 @@ def logit_identity(classes: SequenceClasses, ds: Sequence[int] = (1, 4, 16, 64, 
             err[i, j] = float((full - yz).abs().max())
             size[i, j] = float(full.abs().max())
     return {"d": np.asarray(ds), "seeds": np.asarray(seeds), "max_abs_error": err,
-            "max_abs_logit": size}
+            "max_abs_logit": size, "max_error": float(err.max()), "max_logit": float(size.max())}
 
 
 def lemma1_check(M: int = 12, seq_len: int = 16, cases: int = 50, scale: float = 1.0,
@@ -108,6 +114,25 @@ def lemma1_check(M: int = 12, seq_len: int = 16, cases: int = 50, scale: float =
     return {"max_rel_error_Y": worst_y, "max_rel_error_Z": worst_z, "max_row_sum": worst_sum}
 
 
+LEMMA1_KEYS = ("max_rel_error_Y", "max_rel_error_Z", "max_row_sum")
+
+
+def lemma1_summary(normalized: Mapping[str, float],
+                   unnormalized: Mapping[str, float]) -> dict[str, float]:
+    """What the chapter quotes of two :func:`lemma1_check` results, Lemma 1 (Eqn 3) with the
+    normalization ``LN`` (``normalized``) and without it (``unnormalized``): ``error`` and
+    ``error_plain``, the largest relative error of either closed-form gradient against
+    autograd, and ``row_sum``, the largest ``|row sum|`` of any closed-form gradient of either
+    (Lemma 1's invariant ``Ẏ 1 = Ż 1 = 0`` says 0)."""
+    for name, result in (("normalized", normalized), ("unnormalized", unnormalized)):
+        if not isinstance(result, Mapping) or not set(LEMMA1_KEYS) <= set(result):
+            raise ValueError(f"{name} must be a lemma1_check result with keys {LEMMA1_KEYS}, "
+                             f"got {result!r}")
+    return {"error": max(normalized["max_rel_error_Y"], normalized["max_rel_error_Z"]),
+            "error_plain": max(unnormalized["max_rel_error_Y"], unnormalized["max_rel_error_Z"]),
+            "row_sum": max(normalized["max_row_sum"], unnormalized["max_row_sum"])}
+
+
 def row_sum_drift(run: Run) -> dict[str, torch.Tensor]:
     """The invariant of Lemma 1 along a run: ``Y 1`` and ``Z 1`` stay 0 from a zero start.
 
@@ -121,6 +146,53 @@ def row_sum_drift(run: Run) -> dict[str, torch.Tensor]:
     other[run.classes.query_tokens] = False
     return {"Y": run.Y.sum(-1).abs().amax(-1), "Z": run.Z.sum(-1).abs().amax(-1),
             "Z_other_rows": run.Z[..., other, :].abs().amax((-1, -2))}
+
+
+def invariant_summary(sgd: Run, adam: Run, run_index: int = 0) -> dict[str, float]:
+    """Lemma 1's invariant ``Y 1 = Z 1 = 0`` under SGD and under Adam, as the chapter quotes it
+    (:func:`row_sum_drift` of each run): ``sgd_row_sum``, the largest ``|row sum|`` of ``Y`` or
+    ``Z`` at any snapshot of any seed of ``sgd`` (rounding, if the invariant holds);
+    ``sgd_max_entry``, the largest ``|y_ij|`` at the end of seed ``run_index`` (the scale the row
+    sums are measured against); ``adam_row_sum_y`` and ``adam_row_sum_z``, the largest ``|row
+    sum|`` of ``Y`` and ``Z`` at the end of ``adam``'s seed ``run_index``; ``other_rows``, the
+    largest ``|z_ml|`` over the rows of non-query tokens in either run (Eqn 4: no gradient
+    reaches them, so 0 from a zero start)."""
+    for name, run in (("sgd", sgd), ("adam", adam)):
+        if not isinstance(run, Run):
+            raise TypeError(f"{name} must be a scansnap Run, got {type(run).__name__}")
+    runs = min(sgd.loss.shape[0], adam.loss.shape[0])
+    run_index = check_int("run_index", run_index, low=0, high=runs - 1)
+    drift_sgd, drift_adam = row_sum_drift(sgd), row_sum_drift(adam)
+    return {"sgd_row_sum": float(max(drift_sgd["Y"].max(), drift_sgd["Z"].max())),
+            "sgd_max_entry": float(sgd.Y[run_index, -1].abs().max()),
+            "adam_row_sum_y": float(drift_adam["Y"][run_index, -1]),
+            "adam_row_sum_z": float(drift_adam["Z"][run_index, -1]),
+            "other_rows": max(float(drift_sgd["Z_other_rows"].max()),
+                              float(drift_adam["Z_other_rows"].max()))}
+
+
+def row_centring_effect(run: Run, run_index: int = 0, batch_size: int = 256,
+                        seq_len: int = 128, seed: int = 5) -> dict[str, float]:
+    """Lemma 1's invariant is about the path, not the model: removing every row's mean from the
+    final ``Y`` and ``Z`` of seed ``run_index`` changes no prediction (the softmaxes cancel a
+    shift of a row, Section 3.1). On ``batch_size`` fresh sequences of length ``seq_len`` (drawn
+    with ``seed``) returns ``prob_change``, the largest change of any predicted probability
+    (rounding), and ``row_sum``, the largest ``|row sum|`` of the final ``Y`` or ``Z`` (how much
+    the centring removed)."""
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a scansnap Run, got {type(run).__name__}")
+    run_index = check_int("run_index", run_index, low=0, high=run.loss.shape[0] - 1)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    seq_len = check_int("seq_len", seq_len, low=2)
+    seed = check_int("seed", seed, low=0)
+    Y, Z = run.Y[run_index, -1], run.Z[run_index, -1]
+    counts, queries, _ = run.classes.sample_counts(batch_size, seq_len,
+                                                   torch.Generator().manual_seed(seed))
+    probs = torch.softmax(yz_logits(Y, Z, counts, queries), -1)
+    centred = torch.softmax(yz_logits(Y - Y.mean(1, keepdim=True), Z - Z.mean(1, keepdim=True),
+                                      counts, queries), -1)
+    return {"prob_change": float((probs - centred).abs().max()),
+            "row_sum": float(max(Y.sum(1).abs().max(), Z.sum(1).abs().max()))}
 
 
 @dataclass
@@ -269,8 +341,16 @@ def rates_vs_width(classes: SequenceClasses, ds: Sequence[int] = (4, 8, 16, 32, 
 
     Left: ``κ_Y / η_Y`` (prediction 5/3). Right: ``κ_Z / η_Z`` for the ``W_Q, W_K`` path
     (prediction ``2/(3d)`` for ``d >> M``), and the size ``‖ΔZ‖/‖G_Z‖`` of the move due to the
-    ``U, W_V`` path (at rate ``η_Y``; mostly not along ``−G_Z``), also divided by ``η_Z``. ``data`` holds the raw ``[len(ds), len(seeds)]``
-    arrays and their means over seeds (``<field>_mean``).
+    ``U, W_V`` path (at rate ``η_Y``; mostly not along ``−G_Z``), also divided by ``η_Z``.
+    ``data`` holds the raw ``[len(ds), len(seeds)]`` arrays and their means over seeds
+    (``<field>_mean``), ``predicted_kappa_y`` (5/3) and, for each width ``d`` in ``ds``, the
+    numbers a text quotes (means over seeds, per unit rate): ``kappa_y_d<d>`` (``κ_Y/η_Y``),
+    ``kappa_z_attention_d<d>`` (``κ_Z/η_Z`` of the ``W_Q, W_K`` path) and its prediction
+    ``predicted_kappa_z_d<d>`` (``2/(3d)``), ``cos_z_attention_d<d>``,
+    ``size_z_embedding_d<d>`` (``‖ΔZ_emb‖/‖G_Z‖`` per unit ``η_Y``) with its cosine
+    ``cos_z_embedding_d<d>``, ``embedding_to_attention_d<d>`` (how many times further the
+    embedding path moves ``Z`` than the attention path, at equal rates) and
+    ``predicted_speed_ratio_d<d>`` (``κ_Y/κ_Z = 5d/2`` predicted at equal rates).
     """
     classes = _check_classes(classes)
     ds = as_int_list("ds", list(ds), low=1)
@@ -305,9 +385,23 @@ def rates_vs_width(classes: SequenceClasses, ds: Sequence[int] = (4, 8, 16, 32, 
     for panel in (ax, bx):
         panel.legend(fontsize=8, frameon=False)
         panel.spines[["top", "right"]].set_visible(False)
+    mean = {f: raw[f].mean(1) for f in fields}
     data = {"d": ds, "seeds": seeds, "eta_y": eta_y, "eta_z": eta_z,
             **{f: raw[f].tolist() for f in fields},
-            **{f"{f}_mean": raw[f].mean(1).tolist() for f in fields}}
+            **{f"{f}_mean": mean[f].tolist() for f in fields},
+            "predicted_kappa_y": pred_y / eta_y}
+    for i, d in enumerate(ds):
+        kappa_y_d, kappa_z_d = predicted_rates(d, 1.0, 1.0)
+        attention = float(mean["kappa_z_attention"][i]) / eta_z
+        embedding = float(mean["size_z_embedding"][i]) / eta_y
+        data.update({f"kappa_y_d{d}": float(mean["kappa_y"][i]) / eta_y,
+                     f"kappa_z_attention_d{d}": attention,
+                     f"predicted_kappa_z_d{d}": kappa_z_d,
+                     f"cos_z_attention_d{d}": float(mean["cos_z_attention"][i]),
+                     f"size_z_embedding_d{d}": embedding,
+                     f"cos_z_embedding_d{d}": float(mean["cos_z_embedding"][i]),
+                     f"embedding_to_attention_d{d}": embedding / attention,
+                     f"predicted_speed_ratio_d{d}": kappa_y_d / kappa_z_d})
     return FigureResult(fig, data)
 
 
@@ -407,6 +501,32 @@ class FullTraining:
     weight_norms: np.ndarray
     predicted: tuple[float, float]
 
+    def summary(self, last_steps: int = 20) -> dict[str, float]:
+        """What the chapter quotes of the run: the predicted initial rates ``kappa_y`` and
+        ``kappa_z`` (:func:`predicted_rates`, Section 3.1's ``η_Y, η_Z`` in the original
+        parameters); ``growth_y_lo``/``growth_y_hi`` and ``growth_z_lo``/``growth_z_hi``, the
+        range over seeds of the measured ``κ_Y`` and ``κ_Z`` (all paths), averaged over the
+        measurements in the last ``last_steps`` steps, in units of those predictions; and how
+        many times longer the weights are at the last measurement than at the first, averaged
+        over seeds: ``grow_next`` (embeddings of the next tokens), ``grow_context`` (of the
+        common tokens of class 1) and ``grow_wv`` (``W_V``)."""
+        last_steps = check_int("last_steps", last_steps, low=1)
+        late = self.rate_steps >= int(self.run.steps[-1]) - last_steps
+        if not late.any():
+            raise ValueError(f"last_steps must reach back to a measurement (the last one is at "
+                             f"step {int(self.rate_steps[-1])}), got {last_steps}")
+        kappa_y, kappa_z = self.predicted
+        growth_y = self.kappa_y[:, late].mean(1) / kappa_y
+        growth_z = self.kappa_z[:, late].mean(1) / kappa_z
+        grown = self.embedding_norms[:, -1] / self.embedding_norms[:, 0]  # [seeds, M]
+        classes = self.run.classes
+        return {"kappa_y": kappa_y, "kappa_z": kappa_z,
+                "growth_y_lo": float(growth_y.min()), "growth_y_hi": float(growth_y.max()),
+                "growth_z_lo": float(growth_z.min()), "growth_z_hi": float(growth_z.max()),
+                "grow_next": float(grown[:, classes.next_tokens].mean()),
+                "grow_context": float(grown[:, classes.common_tokens(0)].mean()),
+                "grow_wv": float((self.weight_norms[:, -1, 2] / self.weight_norms[:, 0, 2]).mean())}
+
 
 def train_full_with_rates(classes: SequenceClasses, eta_y: float, eta_z: float, d: int = 128,
                           steps: int = 100, seeds: Sequence[int] = (1,), batch_size: int = 128,
@@ -504,6 +624,48 @@ def plot_full_vs_yz(full: FullTraining, yz: Run, n: int = 0) -> FigureResult:
             "steps_full": steps_full.tolist(), "common_mass_full": mass_full.tolist(),
             "steps_yz": yz.steps.tolist(), "common_mass_yz": mass_yz.tolist()}
     return FigureResult(fig, data)
+
+
+def attention_summary(runs: Mapping[str, Run], n: int = 0,
+                      run_index: int = 0) -> dict[str, float | int]:
+    """Where each of several runs has moved class ``n``'s attention ``c_n`` (Lemma 2's limit
+    of ``Z``): for every ``name`` of ``runs`` (an identifier), ``<name>_mass_start`` and
+    ``<name>_mass``, the attention mass on common tokens at the first and the last snapshot of
+    seed ``run_index``; ``<name>_mass_lo`` and ``<name>_mass_hi``, its range over all seeds at
+    the last snapshot; ``<name>_top``, the distinct token with the most attention at the end of
+    seed ``run_index``, numbered 1 (least likely) to ``U`` (most likely) within the class."""
+    if not isinstance(runs, Mapping) or not runs:
+        raise ValueError("runs must be a non-empty mapping {name: Run}")
+    out: dict[str, float | int] = {}
+    for name, run in runs.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"runs' names must be identifiers (they become glue keys), "
+                             f"got {name!r}")
+        if not isinstance(run, Run):
+            raise TypeError(f"runs[{name!r}] must be a scansnap Run, got {type(run).__name__}")
+        classes = run.classes
+        n = check_int("n", n, low=0, high=classes.K - 1)
+        index = check_int("run_index", run_index, low=0, high=run.loss.shape[0] - 1)
+        mass = common_mass(classes, run.Z)[..., n]  # [R, S]
+        final = run.attention()[index, -1, n]
+        out.update({f"{name}_mass_start": float(mass[index, 0]),
+                    f"{name}_mass": float(mass[index, -1]),
+                    f"{name}_mass_lo": float(mass[:, -1].min()),
+                    f"{name}_mass_hi": float(mass[:, -1].max()),
+                    f"{name}_top": int(final[classes.distinct_tokens(n)].argmax()) + 1})
+    return out
+
+
+def divergence_summary(run: Run) -> dict[str, int | str]:
+    """Which seeds of ``run`` (trained with ``on_divergence="flag"``) diverged: ``diverged``
+    of ``runs`` seeds, and ``steps``, the first step with a non-finite loss of each diverged
+    seed, as a comma-separated list (empty if none diverged)."""
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a scansnap Run, got {type(run).__name__}")
+    first_bad = [int((~torch.isfinite(loss)).nonzero()[0]) for loss, bad in
+                 zip(run.loss, run.diverged) if bad]
+    return {"diverged": len(first_bad), "runs": int(run.loss.shape[0]),
+            "steps": ", ".join(str(step) for step in first_bad)}
 
 
 class OneStepExplorer:

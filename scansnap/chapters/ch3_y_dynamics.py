@@ -4,11 +4,17 @@ Fig 8 compares Lemma 5's exact discrete ``h*(s)`` with Lemma 6's continuous ``h(
 (PAPER.md B.7: M = 50 with η_Y ∈ {0.1, 0.2, 0.5, 1, 2}, t ≤ 80; M = 1000 with
 η_Y ∈ {0.2, 0.5, 1, 2, 4}, t ≤ 70); Lemma 7 bounds the gap by ``2η_Y/M``. The η_Z in the
 paper's panel titles plays no role (Z does not enter h).
+
+The chapter quotes numbers through small summaries: :func:`setting_summary` (the classes),
+:func:`lemma5_errors`, Fig 8's ``data``, :func:`corollary1_summary`, :func:`gamma_summary`
+(Lemma 9), :func:`theorem1_summary` / :func:`theorem1_summaries` (Theorem 1 measured) and
+:func:`modified_theorem1` (Theorem 1 under Lemma 3's modified update).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib
@@ -61,9 +67,19 @@ def draw_h_panel(ax: Any, curves: dict[str, Any], every: int = 2) -> None:
     ax.legend(fontsize=8, loc="lower right")
 
 
+def _eta_key(eta: float) -> str:
+    """``η`` as part of a glue key: ``0.5 → "0p5"``, ``2.0 → "2"``."""
+    return f"{eta:g}".replace(".", "p")
+
+
 def fig8(quick: bool = False, progress: bool = False) -> FigureResult:
     """Fig 8: Lemma 5's discrete h* (dots) against Lemma 6's continuous h (lines); M = 50 and
-    M = 1000. ``data`` holds both curves and, per η_Y, the largest gap and Lemma 7's bound."""
+    M = 1000. ``data`` holds both curves and, per η_Y, the largest gap and Lemma 7's bound; the
+    same numbers as scalars for quoting, ``max_gap_M<M>_eta<η>``, ``final_gap_M<M>_eta<η>``
+    (at the horizon) and ``bound_M<M>_eta<η>`` (``2η_Y/M``), with ``η`` written as in
+    ``0p5`` for 0.5; and over all curves ``worst_bound_fraction`` (the largest gap as a
+    fraction of its bound) and ``min_gap`` (the smallest gap after step 0; Lemma 7 says
+    ``h* − h >= 0``)."""
     fig = new_figure(10, 3.8)
     axes = fig.subplots(1, 2)
     data: dict[str, Any] = {"panels": [], "quick": quick}
@@ -71,6 +87,13 @@ def fig8(quick: bool = False, progress: bool = False) -> FigureResult:
         curves = h_curves(M, etas, horizon, points=100 if quick else 400)
         draw_h_panel(ax, curves)
         data["panels"].append(curves)
+        for curve in curves["curves"]:
+            key = f"M{M}_eta{_eta_key(curve['eta_y'])}"
+            data.update({f"max_gap_{key}": curve["max_gap"],
+                         f"final_gap_{key}": curve["final_gap"], f"bound_{key}": curve["bound"]})
+    every = [c for panel in data["panels"] for c in panel["curves"]]
+    data["worst_bound_fraction"] = max(c["max_gap"] / c["bound"] for c in every)
+    data["min_gap"] = min(c["min_gap"] for c in every)
     fig.suptitle("Fig 8 — the decoder's scale h: exact steps vs continuous solution", fontsize=11)
     return FigureResult(fig, data)
 
@@ -81,7 +104,9 @@ def lemma5_errors(rows: dict[str, tuple[torch.Tensor, int]], steps: Any, K: int,
     """How far decoupled rows ``w_n = (F^T Y)_n`` (restricted to the next tokens) are from
     Lemma 5: ``w_nn = (M − 1) h*(s)`` and ``w_nj = −h*(s)``, with the population's per-class step
     ``eta_y / K``. ``rows`` maps a name to ``(W [S, K, K], M)``, snapshots at ``steps``.
-    Returns, per name, the largest absolute error on the diagonal, off it, and overall."""
+    Returns, per name, the largest absolute error on the diagonal, off it, and overall, and at
+    the last snapshot the entry ``w_12`` (``w_off_final``; NaN if ``K = 1``) and Lemma 5's
+    ``h*`` (``h_star_final``; Lemma 5 says ``w_12 = −h*``)."""
     K = check_int("K", K, low=1)
     eta_y = check_float("eta_y", eta_y, low=0.0, low_open=True)
     steps = np.asarray(steps)
@@ -96,8 +121,143 @@ def lemma5_errors(rows: dict[str, tuple[torch.Tensor, int]], steps: Any, K: int,
         diagonal = float(np.abs(np.diagonal(W, axis1=1, axis2=2) - (M - 1) * hs[:, None]).max())
         off_diagonal = float(np.abs(W[:, off] + hs[:, None]).max()) if K > 1 else 0.0
         out[name] = {"diagonal": diagonal, "off_diagonal": off_diagonal,
-                     "max": max(diagonal, off_diagonal)}
+                     "max": max(diagonal, off_diagonal),
+                     "w_off_final": float(W[-1, 0, 1]) if K > 1 else math.nan,
+                     "h_star_final": float(hs[-1])}
     return out
+
+
+def setting_summary(classes: SequenceClasses) -> dict[str, float | int]:
+    """The numbers chapter 3 quotes about a setting: ``M``, ``K``, the overlap ``f_1ᵀ f_2`` of
+    the first two classes' attention vectors at ``Z = 0`` (Lemma 2: ``f_n = P(·|n)`` normalized;
+    NaN if ``K = 1``) and ``beta_floor = M/(M − 1)²``, the ``β_{nn'}`` that Lemma 5 gives even
+    for orthonormal ``f_n`` (Theorem 1's ``δ_3`` term, ``|δ_3| < 3/M``)."""
+    if not isinstance(classes, SequenceClasses):
+        raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
+    f = theory.normalized_attention(classes.probs())
+    return {"M": classes.M, "K": classes.K,
+            "overlap": float(f[0] @ f[1]) if classes.K > 1 else math.nan,
+            "beta_floor": classes.M / (classes.M - 1) ** 2}
+
+
+def corollary1_summary(rows: Sequence[tuple[float, float, float]],
+                       halve_from: float = 0.1) -> dict[str, float]:
+    """Corollary 1's fitting times measured against :func:`scansnap.decompose.fit_time`: ``rows``
+    holds ``(ε, measured steps, predicted steps)``. Returns ``worst``, the largest
+    ``|measured − predicted|``, and ``halving``, the measured time at ``halve_from / 2`` over the
+    measured time at ``halve_from`` (about 2 when Corollary 1's ``K/(ε η_Y)`` term dominates)."""
+    rows = [tuple(float(v) for v in row) for row in rows]
+    if not rows or any(len(row) != 3 for row in rows):
+        raise ValueError("rows must be a non-empty sequence of (eps, measured, predicted)")
+    halve_from = check_float("halve_from", halve_from, low=0.0, low_open=True)
+    measured = {eps: seen for eps, seen, _ in rows}
+    pick = {target: next((seen for eps, seen in measured.items() if math.isclose(eps, target)),
+                         None) for target in (halve_from, halve_from / 2)}
+    if None in pick.values():
+        raise ValueError(f"halve_from must be an eps of rows whose half is one too, got "
+                         f"{halve_from} for eps {sorted(measured)}")
+    return {"worst": max(abs(seen - predicted) for _, seen, predicted in rows),
+            "halving": pick[halve_from / 2] / pick[halve_from]}
+
+
+def gamma_summary(M: int, K: int, eta_y: float) -> dict[str, float]:
+    """Lemma 9's speed control ``γ(t)`` in numbers: the time of its ``peak``
+    (:func:`scansnap.theory.gamma_peak`), ``t0_prime = K ln M/η_Y`` and ``t0 = 2K ln M/η_Y``,
+    ``peak_over_t0_prime``, ``gamma_t0_over_peak`` (what is left of the peak at ``t_0``) and,
+    well inside each regime, ``γ`` over its leading term (:func:`gamma_stages`):
+    ``early_ratio`` at ``t_0'/10`` and ``late_ratio`` at ``10 t_0'``."""
+    M, K = check_int("M", M, low=2), check_int("K", K, low=1)
+    eta_y = check_float("eta_y", eta_y, low=0.0, low_open=True)
+    peak, t0p, t0 = (float(f(M, K, eta_y)) for f in (theory.gamma_peak, theory.t0_prime,
+                                                     theory.t0))
+    inside = np.array([t0p / 10, 10 * t0p])
+    early, late = gamma_stages(inside, M, K, eta_y)
+    gamma = theory.gamma(inside, M, K, eta_y)
+    return {"peak": peak, "t0_prime": t0p, "t0": t0, "peak_over_t0_prime": peak / t0p,
+            "gamma_t0_over_peak": float(theory.gamma(t0, M, K, eta_y)
+                                        / theory.gamma(peak, M, K, eta_y)),
+            "early_ratio": float(gamma[0] / early[0]), "late_ratio": float(gamma[1] / late[1])}
+
+
+def theorem1_summary(measurement: decompose.Theorem1Measurement, from_step: int = 30,
+                     n: int = 0, partner: int = 1) -> dict[str, float]:
+    """Theorem 1 measured (:func:`scansnap.decompose.measure_theorem1`), as the chapter quotes
+    it, for class ``n`` and its ``partner`` class ``n'``: ``iota_lo``/``iota_hi``, the range of
+    ``ι`` over all classes from step ``from_step`` on (Theorem 1: ≈ 1); ``iota_start`` and
+    ``iota_end``, class ``n``'s ``ι`` at the first snapshot after step 0 and at the last;
+    ``beta_end``, ``overlap_end`` (``f_nᵀ f_{n'}``), ``e_prime_end`` (``E'_{nn'}``) and
+    ``one_minus_e_prime_nn`` (``1 − E'_nn``, the finer prediction for ``ι``) at the last
+    snapshot, with ``beta_ratio = β/f_nᵀf_{n'}`` (NaN for orthogonal classes); ``residual_max``
+    and ``residual_end``, the largest relative part of ``g`` outside span ``{f_k}`` over the
+    snapshots after step 0 and at the last (Theorem 1: 0); ``xi_min``, the smallest ``ξ`` after
+    step 0 (Theorem 1(a): > 0); and ``peak_step``, the step at which ``a_nn = γ ι_n`` is
+    largest."""
+    if not isinstance(measurement, decompose.Theorem1Measurement):
+        raise TypeError(f"measurement must be a Theorem1Measurement, "
+                        f"got {type(measurement).__name__}")
+    K = measurement.iota.shape[1]
+    n = check_int("n", n, low=0, high=K - 1)
+    partner = check_int("partner", partner, low=0, high=K - 1)
+    if partner == n:
+        raise ValueError(f"partner must be a class other than n = {n}")
+    from_step = check_int("from_step", from_step, low=0)
+    late = torch.as_tensor(measurement.steps >= from_step)
+    if not bool(late.any()):
+        raise ValueError(f"from_step must be at most the last step, "
+                         f"{int(measurement.steps[-1])}, got {from_step}")
+    if len(measurement.steps) < 2:
+        raise ValueError("the measurement needs snapshots after step 0")
+    beta = float(measurement.beta[-1, n, partner])
+    overlap = float(measurement.overlap[-1, n, partner])
+    a_nn = measurement.coefficients[:, n, n]
+    return {"iota_lo": float(measurement.iota[late].min()),
+            "iota_hi": float(measurement.iota[late].max()),
+            "iota_start": float(measurement.iota[1, n]),
+            "iota_end": float(measurement.iota[-1, n]),
+            "beta_end": beta, "overlap_end": overlap,
+            "beta_ratio": beta / overlap if overlap != 0 else math.nan,
+            "e_prime_end": float(measurement.e_prime[-1, n, partner]),
+            "one_minus_e_prime_nn": float(1 - measurement.e_prime[-1, n, n]),
+            "residual_max": float(measurement.residual[1:].max()),
+            "residual_end": float(measurement.residual[-1].max()),
+            "xi_min": float(measurement.xi[1:].min()),
+            "peak_step": float(measurement.steps[int(torch.argmax(a_nn))])}
+
+
+def theorem1_summaries(measurements: Mapping[Any, decompose.Theorem1Measurement],
+                       from_step: int = 30) -> dict[str, float]:
+    """:func:`theorem1_summary` of several measurements, keys ``<name>_<key>`` (a tuple name
+    such as ``(128, 1024)`` becomes ``128_1024``), and ``xi_min``, the smallest ``ξ`` of all
+    (Theorem 1(a) needs it positive in every one)."""
+    if not isinstance(measurements, Mapping) or not measurements:
+        raise ValueError("measurements must be a non-empty mapping {name: Theorem1Measurement}")
+    out: dict[str, float] = {}
+    for name, measurement in measurements.items():
+        label = "_".join(map(str, name)) if isinstance(name, tuple) else str(name)
+        out.update({f"{label}_{key}": value
+                    for key, value in theorem1_summary(measurement, from_step).items()})
+    out["xi_min"] = min(value for key, value in out.items() if key.endswith("_xi_min"))
+    return out
+
+
+def modified_theorem1(classes: SequenceClasses, eta_y: float, steps: int, n: int = 0,
+                      partner: int = 1) -> dict[str, float]:
+    """Theorem 1 under Lemma 3's *modified* decoder update
+    (:func:`scansnap.decompose.modified_y_dynamics`, ``Z = 0``), for which the theorem is
+    derived: after ``steps`` steps, class ``n``'s ``iota = a_nn/γ(t)`` and ``beta = −a_{nn'}/γ(t)``
+    from the coordinates of ``g_n`` on the ``f_k`` (the theorem predicts ``β ≈ E'_{nn'}``)."""
+    if not isinstance(classes, SequenceClasses):
+        raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
+    steps = check_int("steps", steps, low=1)
+    n = check_int("n", n, low=0, high=classes.K - 1)
+    partner = check_int("partner", partner, low=0, high=classes.K - 1)
+    if partner == n:
+        raise ValueError(f"partner must be a class other than n = {n}")
+    f = theory.normalized_attention(classes.probs())
+    _, Y = decompose.modified_y_dynamics(classes, eta_y=eta_y, steps=steps)
+    a, _ = decompose.coordinates(decompose.backprop_gradient(Y[-1], f, classes.next_tokens), f)
+    gamma = float(theory.gamma(steps, classes.M, classes.K, eta_y))
+    return {"iota": float(a[n, n] / gamma), "beta": float(-a[n, partner] / gamma)}
 
 
 def gamma_stages(t: Any, M: int, K: int, eta_y: float) -> tuple[np.ndarray, np.ndarray]:
