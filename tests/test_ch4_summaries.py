@@ -10,6 +10,7 @@ import pytest
 import torch
 from scipy import stats
 
+from scansnap import metrics
 from scansnap.chapters import ch4_fates_of_tokens as ch4
 from scansnap.data import syn_small
 from scansnap.decompose import Theorem3Measurement
@@ -185,3 +186,16 @@ def test_fig4_numbers_at_the_start_and_the_loss_of_a_zero_decoder() -> None:
         assert data[f"distinct_entropy_{eta}"] == pytest.approx(
             data["distinct_entropy_start"] * (1 - data[f"entropy_drop_{eta}"]))
     assert data["distinct_entropy_eta1"] < data["distinct_entropy_start"]
+
+
+def test_four_stages_quotes_its_steps_and_the_final_common_mass() -> None:
+    run = ch4.fig4_run(eta_y=1.0, eta_z=1.0, steps=30, batch_size=8, record_every=1,
+                       progress=False)
+    data = ch4.four_stages(run).data
+    mass = [float(m) for m in metrics.common_mass(run.classes, run.Z[0].double())[:, 0]]
+    assert data["common_mass_end"] == pytest.approx(mass[-1])
+    half_fall = mass[0] - 0.5 * (mass[0] - mass[-1])
+    first = next(step for step, m in zip(run.steps.tolist(), mass) if m <= half_fall)
+    assert data["suppressed"] == first
+    assert data["suppressed"] <= data["snapped"] and data["emerged"] <= data["snapped"]
+    assert [data[k] for k in ("suppressed", "emerged", "snapped")] == data["stages"][1:]

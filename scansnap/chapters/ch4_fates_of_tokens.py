@@ -428,7 +428,9 @@ def four_stages(run: Run, index: int = 0, n: int = 0) -> FigureResult:
     where the distinct-token entropy has made 90 % of its total fall; (4) snapped: 99 %. In a real
     run stages 2 and 3 overlap (common tokens fall while the distinct ones spread); the fractions
     only order them. Top: ``c_n`` at the four steps; bottom: common mass and distinct entropy
-    over time, with the stages dotted. ``data["stages"]`` holds the four steps."""
+    over time, with the stages dotted. ``data["stages"]`` holds the four steps, also as the
+    scalars ``suppressed``, ``emerged`` and ``snapped``; ``common_mass_end`` is the common mass at
+    the last step."""
     if not isinstance(run, Run):
         raise TypeError(f"run must be a Run, got {type(run).__name__}")
     classes = run.classes
@@ -464,7 +466,9 @@ def four_stages(run: Run, index: int = 0, n: int = 0) -> FigureResult:
     ax.set(xlabel="SGD step", ylim=(0, 1.05))
     ax.legend(fontsize=8, loc="lower left")
     data = dict(stages=[int(steps[s]) for s in stages], common_mass=mass.tolist(),
-                entropy=H.tolist(), steps=steps.tolist())
+                entropy=H.tolist(), steps=steps.tolist(), common_mass_end=float(mass[-1]))
+    data |= {name: int(steps[s]) for name, s in zip(("suppressed", "emerged", "snapped"),
+                                                    stages[1:])}
     return FigureResult(fig, data)
 
 
