@@ -556,7 +556,8 @@ def rarest_token_summary(classes: SequenceClasses, paper: torch.Tensor,
 
     ``paper``, ``large_batch`` and ``long_context`` are its final logits (:func:`rarest_logit`)
     over seeds at the paper's ``T = seq_len`` and batch, at the same ``T`` with a larger batch,
-    and at a longer ``T = long_seq_len``; ``population_logit`` is its logit in population dynamics (``T → ∞``).
+    and at a longer ``T = long_seq_len``; ``population_logit`` is its logit in population
+    dynamics (``T → ∞``).
     Keys: ``paper_max``, ``large_batch_max``, ``long_context_min``, ``population``;
     ``expected``, its expected count among the ``seq_len − 1`` context tokens; ``absent``, the
     probability that a context lacks it; ``verdict``, the sentence the signs support (negative
