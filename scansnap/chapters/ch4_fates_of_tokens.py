@@ -13,7 +13,7 @@ Our sampler is not the authors' (token-count draws from torch's generator, PAPER
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib
@@ -22,8 +22,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .. import decompose, metrics
-from .._validate import as_float_list, check_choice, check_int
+from .. import decompose, metrics, theory
+from .._validate import as_float_list, check_choice, check_float, check_int, check_tensor
 from ..data import SequenceClasses, syn_small
 from ..dynamics import Run, population, train
 from ..plots import FigureResult, new_figure
@@ -127,7 +127,9 @@ def fig4(quick: bool = False, progress: bool = False, run: Run | None = None) ->
 
     The authors' settings (seed 2, 100 iterations, checkpoints every 2); "Final" = iteration 48 as
     in their ``figure_4_create.py``. ``data`` also holds the sparsity measures at iteration 48
-    and at the last iteration, and the loss curves. ``quick``: 50 iterations, batch 64.
+    and at the last iteration, and the loss curves, per panel; and, as scalars to glue, what
+    Chapter 4 quotes of them (``distinct_entropy_eta1``, ``loss_10_eta10``, ...: see
+    :func:`_fig4_numbers`). ``quick``: 50 iterations, batch 64.
     ``run``: an already computed :func:`fig4_run` (two runs, η_Y = 1 then 10, recording at
     least every 2 steps up to 48) to draw instead of training again.
     """
@@ -140,7 +142,32 @@ def fig4(quick: bool = False, progress: bool = False, run: Run | None = None) ->
                                   FIG4_FINAL, with_loss=True)
     fig.suptitle("Fig 4 — SGD on Syn-Small: attention of class 1 over training", fontsize=11)
     data["quick"] = quick
+    data |= _fig4_numbers(run, data["panels"])
     return FigureResult(fig, data)
+
+
+def _fig4_numbers(run: Run, panels: Sequence[dict[str, Any]],
+                  early: int = FIG4_ITERATIONS[-1]) -> dict[str, float]:
+    """The scalars Chapter 4 quotes of Fig 4 (class 1): ``*_start`` at iteration 0 (distinct
+    entropy, common mass, largest weight); per run, keyed ``*_eta<η_Y>``, the same three at the
+    final iteration, the distinct entropy at the last one, its relative ``entropy_drop``, the
+    loss at iteration 0 and at ``early`` (10, Fig 4's last early row); ``loss_uniform = ln M``,
+    the loss of a zero decoder (uniform over the ``M`` tokens)."""
+    classes, Z0 = run.classes, run.Z[0, 0].double()
+    start = float(metrics.distinct_entropy(classes, Z0)[0])
+    out = {"distinct_entropy_start": start,
+           "common_mass_start": float(metrics.common_mass(classes, Z0)[0]),
+           "max_weight_start": float(metrics.max_weight(classes, Z0)[0]),
+           "loss_uniform": float(np.log(classes.M))}
+    for panel in panels:
+        eta = f"eta{panel['eta_y']:g}"
+        out |= {f"{key}_{eta}": panel[f"{key}_final"]
+                for key in ("distinct_entropy", "common_mass", "max_weight")}
+        out[f"distinct_entropy_last_{eta}"] = panel["distinct_entropy_last"]
+        out[f"entropy_drop_{eta}"] = 1.0 - panel["distinct_entropy_final"] / start
+        out[f"loss_start_{eta}"] = panel["loss"][0]
+        out[f"loss_{early}_{eta}"] = panel["loss"][early]
+    return out
 
 
 #: Fig 5's learning rates (Adam, η_Y = η_Z).
@@ -401,7 +428,9 @@ def four_stages(run: Run, index: int = 0, n: int = 0) -> FigureResult:
     where the distinct-token entropy has made 90 % of its total fall; (4) snapped: 99 %. In a real
     run stages 2 and 3 overlap (common tokens fall while the distinct ones spread); the fractions
     only order them. Top: ``c_n`` at the four steps; bottom: common mass and distinct entropy
-    over time, with the stages dotted. ``data["stages"]`` holds the four steps."""
+    over time, with the stages dotted. ``data["stages"]`` holds the four steps, also as the
+    scalars ``suppressed``, ``emerged`` and ``snapped``; ``common_mass_end`` is the common mass at
+    the last step."""
     if not isinstance(run, Run):
         raise TypeError(f"run must be a Run, got {type(run).__name__}")
     classes = run.classes
@@ -437,5 +466,192 @@ def four_stages(run: Run, index: int = 0, n: int = 0) -> FigureResult:
     ax.set(xlabel="SGD step", ylim=(0, 1.05))
     ax.legend(fontsize=8, loc="lower left")
     data = dict(stages=[int(steps[s]) for s in stages], common_mass=mass.tolist(),
-                entropy=H.tolist(), steps=steps.tolist())
+                entropy=H.tolist(), steps=steps.tolist(), common_mass_end=float(mass[-1]))
+    data |= {name: int(steps[s]) for name, s in zip(("suppressed", "emerged", "snapped"),
+                                                    stages[1:])}
     return FigureResult(fig, data)
+
+
+# --- What Chapter 4's paragraphs quote (glued by ``scansnap.gluing.glue_numbers``) --------------
+def lemma4_summary(agreements: Mapping[str, Mapping[str, np.ndarray]],
+                   early_step: int = 20) -> dict[str, Any]:
+    """Lemma 4 (Eqn 10) against the measured change of ``Z``, in numbers.
+
+    ``agreements`` maps labels ending in ``", <ratio>:1"`` (``η_Y/η_Z``) to
+    :func:`scansnap.mechanism.lemma4_agreement` results. Keys: ``err_<ratio>``, the largest
+    relative error of Eqn 10 over every run of that ratio and every step after the first;
+    ``growing``, the number of runs whose error at their last step exceeds the error at step
+    ``early_step``; ``runs``, the number of runs."""
+    if not agreements:
+        raise ValueError("agreements must not be empty")
+    early_step = check_int("early_step", early_step, low=0)
+    worst: dict[str, float] = {}
+    growing = 0
+    for label, agreement in agreements.items():
+        head, sep, ratio = label.rpartition(", ")
+        if not sep or not ratio.endswith(":1"):
+            raise ValueError(f"agreement labels must end in ', <ratio>:1', got {label!r}")
+        key = f"err_{ratio[:-2]}"
+        error, steps = np.asarray(agreement["error"]), np.asarray(agreement["steps"])
+        worst[key] = max(worst.get(key, -np.inf), float(error[1:].max()))
+        at = np.flatnonzero(steps == early_step)
+        if at.size == 0:
+            raise ValueError(f"early_step {early_step} is not a recorded step of {label!r}")
+        growing += bool(error[-1] > error[at[0]])
+    return {**worst, "growing": growing, "runs": len(agreements)}
+
+
+def no_common_token_control(steps: int = 200) -> dict[str, float]:
+    """Lemma 4's exact control: with no common token the classes' ``f_n`` are orthogonal, every
+    term of Eqn 10 vanishes and ``Z`` must stay at 0 while the decoder learns. Population
+    dynamics (one query, three classes, ``η_Y = η_Z = 1``) for ``steps`` steps; keys ``Z_max``
+    and ``Y_max``, the largest ``|z|`` and ``|y|`` at the end."""
+    steps = check_int("steps", steps, low=1)
+    classes = SequenceClasses(num_queries=1, next_per_query=3, num_common=0)
+    run = population(classes, eta_y=1.0, eta_z=1.0, steps=steps, record_every=None)
+    return {"Z_max": float(run.Z.abs().max()), "Y_max": float(run.Y.abs().max())}
+
+
+def theorem2_summary(run: Run, index: int = 0, n: int = 0) -> dict[str, Any]:
+    """Theorem 2 (fates of tokens) at the end of run ``index``, for class ``n``.
+
+    Keys: ``common_mass0`` and ``common_mass_end``, the attention mass on common tokens at
+    ``Z = 0`` and at the end; ``overlap``, the largest ``f_n·f_n'`` (``n' ≠ n``) at ``Z = 0``
+    (Assumption 2 wants it small); ``common_max``, the largest common logit at the end (2(b):
+    negative); ``distinct_min``, the smallest distinct logit; ``negative_distinct``, how many
+    distinct logits end below zero (2(a): none); ``top5_min``, the smallest logit of the five
+    likeliest distinct tokens; ``ordered_pairs``, the fraction of neighbours (by ``P(l|n)``)
+    whose logits are in the same order as their probabilities."""
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a Run, got {type(run).__name__}")
+    classes = run.classes
+    index = check_int("index", index, low=0, high=len(run.configs) - 1)
+    n = check_int("n", n, low=0, high=classes.K - 1)
+    if classes.K < 2:
+        raise ValueError("Theorem 2 needs at least two classes")
+    f0 = theory.normalized_attention(classes.probs().double())  # f at Z = 0: P(.|n) normalized
+    overlap = max(float(f0[n] @ f0[k]) for k in range(classes.K) if k != n)
+    Z_end = run.Z[index, -1].double()
+    distinct = metrics.distinct_logits(classes, Z_end)[n]  # least to most likely
+    return dict(common_mass0=float(metrics.common_mass(classes, torch.zeros_like(Z_end))[n]),
+                common_mass_end=float(metrics.common_mass(classes, Z_end)[n]), overlap=overlap,
+                common_max=float(metrics.common_logits(classes, Z_end)[n].max()),
+                distinct_min=float(distinct.min()), negative_distinct=int((distinct < 0).sum()),
+                top5_min=float(distinct[-5:].min()),
+                ordered_pairs=float((distinct[1:] > distinct[:-1]).double().mean()))
+
+
+def rarest_logit(classes: SequenceClasses, Z: torch.Tensor, n: int = 0) -> torch.Tensor:
+    """``z_{ψ(n), l}`` of class ``n``'s rarest distinct token (smallest ``P(l|n)``), over the
+    leading dimensions of ``Z [..., M, M]``."""
+    n = check_int("n", n, low=0, high=classes.K - 1)
+    return metrics.distinct_logits(classes, Z.double())[..., n, 0]
+
+
+def rarest_token_summary(classes: SequenceClasses, paper: torch.Tensor,
+                         large_batch: torch.Tensor, long_context: torch.Tensor,
+                         population_logit: float, seq_len: int = 128, long_seq_len: int = 512,
+                         n: int = 0) -> dict[str, Any]:
+    """Theorem 2(a) for the rarest distinct token: finite ``T`` or sampling noise?
+
+    ``paper``, ``large_batch`` and ``long_context`` are its final logits (:func:`rarest_logit`)
+    over seeds at the paper's ``T = seq_len`` and batch, at the same ``T`` with a larger batch,
+    and at a longer ``T = long_seq_len``; ``population_logit`` is its logit in population
+    dynamics (``T → ∞``).
+    Keys: ``paper_max``, ``large_batch_max``, ``long_context_min``, ``population``;
+    ``expected``, its expected count among the ``seq_len − 1`` context tokens; ``absent``, the
+    probability that a context lacks it; ``verdict``, the sentence the signs support (negative
+    at ``seq_len`` whatever the batch and positive at the longer ``T``: finite ``T``)."""
+    n = check_int("n", n, low=0, high=classes.K - 1)
+    seq_len = check_int("seq_len", seq_len, low=2)
+    long_seq_len = check_int("long_seq_len", long_seq_len, low=seq_len + 1)
+    paper, large_batch, long_context = (torch.as_tensor(x, dtype=torch.float64)
+                                        for x in (paper, large_batch, long_context))
+    p_rare = float(classes.probs()[n, classes.distinct_tokens(n)].double().min())
+    finite_T = (bool((paper < 0).all()) and bool((large_batch < 0).all())
+                and bool((long_context > 0).all()))
+    verdict = (f"negative in every seed at T = {seq_len} whatever the batch size, positive at "
+               f"T = {long_seq_len}: a finite-T effect, not noise" if finite_T else
+               "the batch-size control does not separate noise from finite T here (see the "
+               "table)")
+    return dict(paper_max=float(paper.max()), large_batch_max=float(large_batch.max()),
+                long_context_min=float(long_context.min()), population=float(population_logit),
+                expected=(seq_len - 1) * p_rare, absent=(1 - p_rare) ** (seq_len - 1),
+                verdict=verdict)
+
+
+def theorem3_summary(measurements: Mapping[str, decompose.Theorem3Measurement],
+                     rtol: float = 1e-4, matched_chi: float = 1.2) -> dict[str, Any]:
+    """Theorem 3 (growth of distinct tokens) in numbers, per labelled measurement ``name``
+    (:func:`scansnap.decompose.measure_theorem3`). The *rarest* competitor is the ``l`` with the
+    largest ``r_{l0/l}(0)``, the *closest* the one with the smallest. Keys:
+    ``chi_<name>``, ``χ_{l0}`` at the end; ``r0_rare_<name>``, ``r0_close_<name>``, their
+    ``r(0)``; ``err_rare_<name>``, ``err_close_<name>``, ``err_all_<name>``, the largest relative
+    error of the identity ``r(t) = r(0) χ_{l0}(t)`` over steps for the rarest, the closest and all
+    competitors; ``err_matched_<name>``, the closest's error at the first step with
+    ``χ_{l0} ≥ matched_chi`` (runs compared at equal growth; omitted if never reached); and where
+    the bounds were measured ``lower_<name>``, ``upper_<name>`` (``e^{2 f²(0) B_n}``, ``e^{2B_n}``
+    at the end) and ``bounds_<name>``, the fraction of steps with ``lower ≤ χ ≤ upper`` within a
+    relative ``rtol`` (the lower bound is tight at first)."""
+    rtol = check_float("rtol", rtol, low=0.0)
+    matched_chi = check_float("matched_chi", matched_chi, low=1.0)
+    out: dict[str, Any] = {}
+    for name, m in measurements.items():
+        if not isinstance(m, decompose.Theorem3Measurement):
+            raise TypeError(f"measurements must hold Theorem3Measurement, {name!r} is "
+                            f"{type(m).__name__}")
+        rare, close = int(torch.argmax(m.r[0])), int(torch.argmin(m.r[0]))
+        out |= {f"chi_{name}": float(m.chi[-1]), f"r0_rare_{name}": float(m.r[0, rare]),
+                f"r0_close_{name}": float(m.r[0, close]),
+                f"err_rare_{name}": float(m.rel_error[:, rare].max()),
+                f"err_close_{name}": float(m.rel_error[:, close].max()),
+                f"err_all_{name}": float(m.rel_error.max())}
+        reached = torch.nonzero(m.chi >= matched_chi)
+        if len(reached):
+            out[f"err_matched_{name}"] = float(m.rel_error[int(reached[0]), close])
+        if m.lower is not None and m.upper is not None:
+            holds = (m.lower <= m.chi * (1 + rtol)) & (m.chi <= m.upper * (1 + rtol))
+            out |= {f"lower_{name}": float(m.lower[-1]), f"upper_{name}": float(m.upper[-1]),
+                    f"bounds_{name}": float(holds.double().mean())}
+    return out
+
+
+def common_logits_falling(run: Run, index: int = 0, n: int = 0) -> float:
+    """Theorem 3's premise along run ``index``: the fraction of steps at which no common logit
+    of class ``n`` rose (``z_{ψ(n),l}(s+1) ≤ z_{ψ(n),l}(s)`` for every common ``l``)."""
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a Run, got {type(run).__name__}")
+    index = check_int("index", index, low=0, high=len(run.configs) - 1)
+    n = check_int("n", n, low=0, high=run.classes.K - 1)
+    common = metrics.common_logits(run.classes, run.Z[index].double())[:, n]  # [S, C]
+    return float((common[1:] <= common[:-1]).all(-1).double().mean())
+
+
+def adam_summary(result: FigureResult, winners: Mapping[float, Sequence[int]]) -> dict[str, Any]:
+    """Fig 5 (Adam) in words and numbers, per learning rate ``η`` of ``result`` (:func:`fig5`):
+    ``top_<η>``, the three distinct tokens with the largest weight at the final iteration (a
+    list, written "10, 12, 19"); ``mass_<η>``, the attention mass left on common tokens there;
+    ``win_<η>``, the most attended distinct token of each seed in ``winners[η]``."""
+    etas = result.data.get("etas")
+    if etas is None:
+        raise ValueError("result must be the FigureResult of fig5 (its data has 'etas')")
+    missing = [eta for eta in etas if eta not in winners]
+    if missing:
+        raise ValueError(f"winners must have an entry for every learning rate; missing {missing}")
+    out: dict[str, Any] = {}
+    for eta, panel in zip(etas, result.data["panels"]):
+        out[f"top_{eta:g}"] = ", ".join(str(t) for t in panel["top3_distinct_final"])
+        out[f"mass_{eta:g}"] = float(panel["common_mass_final"])
+        out[f"win_{eta:g}"] = ", ".join(str(int(t)) for t in winners[eta])
+    return out
+
+
+def pair_concordance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The fraction of pairs ``i < j`` that ``a`` and ``b`` put in the same strict order
+    (``(a_i − a_j)(b_i − b_j) > 0``); ties count as discordant. 1-D, equal length ≥ 2."""
+    a = check_tensor("a", torch.as_tensor(a), ndim=1).double()
+    b = check_tensor("b", torch.as_tensor(b), shape=[a.shape[0]]).double()
+    if a.shape[0] < 2:
+        raise ValueError("a and b must hold at least two values")
+    i, j = torch.triu_indices(len(a), len(a), offset=1)
+    return float(((a[i] - a[j]) * (b[i] - b[j]) > 0).double().mean())

@@ -7,7 +7,9 @@ Each function measures; none fits. Time units and class weights are those of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -116,3 +118,88 @@ def real_update_beta(classes: SequenceClasses, eta_y: float, t: object) -> dict[
     M, K = classes.M, classes.K
     candidate = M / (M - 1) ** 2 * (M * eta_y * traj.t / K) ** rho
     return dict(t=traj.t, measured=np.array(measured), candidate=candidate, overlap=rho)
+
+
+# --- What the page's paragraphs quote (glued by ``scansnap.gluing.glue_numbers``) ---------------
+def remark1_summary(classes: SequenceClasses, t: object, rates: Mapping[float, np.ndarray],
+                    eta_y: float = 1.0, early_t: float = 10.0) -> dict[str, float]:
+    """Remark 1 in numbers, from :func:`remark1_effective_rate` results ``rates`` (overlap
+    ``ρ`` → ``η_eff/η_Y`` at the times ``t``). Keys: ``early``, the largest relative deviation
+    from ``1 − ρ`` at ``t ≤ early_t`` over every ``ρ``; ``late_lo``, ``late_hi``, the range of
+    ``η_eff / ((1 − ρ) η_Y)`` at the last time; ``modified_err``, the largest deviation from 1 of
+    Lemma 3's *modified* decoder on ``classes`` (exactly 1 in theory); ``t0``, Theorem 4's
+    ``t_0 = 2K ln M/η_Y`` of ``classes`` (the time scale of the plot)."""
+    if not rates:
+        raise ValueError("rates must not be empty")
+    times = as_float64_array("t", t, low=0.0).ravel()
+    early_t = check_float("early_t", early_t, low=float(times.min()))
+    early = times <= early_t
+    deviation = [float(np.abs(np.asarray(r)[early] / (1 - rho) - 1).max())
+                 for rho, r in rates.items()]
+    late = [float(np.asarray(r)[-1] / (1 - rho)) for rho, r in rates.items()]
+    modified = remark1_effective_rate(classes, eta_y, times, decoder="modified")
+    return dict(early=max(deviation), late_lo=min(late), late_hi=max(late),
+                modified_err=float(np.abs(modified - 1).max()),
+                t0=float(theory.t0(classes.M, classes.K, eta_y)))
+
+
+def corollary2_summary(falls: Mapping[float, torch.Tensor]) -> dict[str, Any]:
+    """Corollary 2 in numbers, per rate ratio ``r`` of ``falls`` (:func:`corollary2_common_logits`
+    results, ``[steps + 1, C]``). Step 0 is left out (``Y = 0`` there, so nothing moves). Keys:
+    ``moves_<r>``, the steps compared; ``falling_<r>``, those at which every common logit fell
+    (Corollary 2: all of them); ``end_max_<r>``, the largest common logit at the end;
+    ``spread_<r>``, the spread ``max − min`` of the common logits at the end (0 when the
+    symmetry keeps them identical)."""
+    out: dict[str, Any] = {}
+    for ratio, z in falls.items():
+        z = torch.as_tensor(z)
+        if z.ndim != 2 or z.shape[0] < 3:
+            raise ValueError(f"falls[{ratio!r}] must be [steps + 1 >= 3, C], got "
+                             f"{list(z.shape)}")
+        fell = (z[2:] < z[1:-1]).all(-1)
+        out |= {f"moves_{ratio:g}": len(fell), f"falling_{ratio:g}": int(fell.sum()),
+                f"end_max_{ratio:g}": float(z[-1].max()),
+                f"spread_{ratio:g}": float(z[-1].max() - z[-1].min())}
+    return out
+
+
+def theorem5_summary(noise: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Theorem 5 in numbers, from :func:`theorem5_deviation`: ``slope``, the least-squares
+    slope of the log mean (over seeds) distance against the log batch size (Theorem 5:
+    ``−1/2``), and ``lo``, ``hi``, the smallest and largest mean distance."""
+    mean = np.asarray(noise["deviation"], dtype=np.float64).mean(1)
+    batch = np.asarray(noise["batch_sizes"], dtype=np.float64)
+    if len(batch) < 2 or len(batch) != len(mean):
+        raise ValueError("noise must hold at least two batch sizes, one deviation row each")
+    slope = np.polyfit(np.log(batch), np.log(mean), 1)[0]
+    return dict(slope=float(slope), lo=float(mean.min()), hi=float(mean.max()))
+
+
+def residual_summary(classes: SequenceClasses,
+                     ends: Mapping[bool, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """§7 in numbers: ``ends`` maps ``residual`` (off/on) to the common mass and distinct entropy
+    at the end of training, one value per seed (each averaged over classes). Keys: ``mass_off``,
+    ``mass_on``, ``entropy_off``, ``entropy_on`` (means over seeds) and ``entropy_start``, the
+    distinct entropy of class 1 at ``Z = 0`` (the token frequencies alone)."""
+    missing = {False, True} - set(ends)
+    if missing:
+        raise ValueError(f"ends must have entries for residual False and True; missing {missing}")
+    out = {"entropy_start": float(metrics.distinct_entropy(
+        classes, torch.zeros(classes.M, classes.M, dtype=torch.float64))[0])}
+    for name, residual in (("off", False), ("on", True)):
+        mass, entropy = ends[residual]
+        out[f"mass_{name}"] = float(torch.as_tensor(mass).double().mean())
+        out[f"entropy_{name}"] = float(torch.as_tensor(entropy).double().mean())
+    return out
+
+
+def beta_creep_summary(betas: Mapping[float, Mapping[str, Any]]) -> dict[str, float]:
+    """The creep of ``β`` against its candidate closed form, per common-token weight ``w`` of
+    ``betas`` (:func:`real_update_beta` results): ``<w>_lo``, ``<w>_hi``, the range of
+    measured / candidate over time, and ``<w>_rho``, the classes' overlap ``f_1ᵀf_2``."""
+    out: dict[str, float] = {}
+    for weight, b in betas.items():
+        ratio = np.asarray(b["measured"]) / np.asarray(b["candidate"])
+        out |= {f"{weight:g}_lo": float(ratio.min()), f"{weight:g}_hi": float(ratio.max()),
+                f"{weight:g}_rho": float(b["overlap"])}
+    return out
