@@ -38,7 +38,12 @@ def compare(sweep: Sweep, init: str = "random") -> dict[str, Any]:
     the seed spread); ``z_if_std`` and ``z_if_sem``: the difference of the two means over its
     standard error if the authors' ``pm`` is a per-seed std (``√((std_b² + pm²)/n)``) or an SEM
     (``√(sem_b² + pm²)``). Summary: ``pm_over_std`` and ``pm_over_sem`` (medians over cells),
-    ``rms_z_if_std`` and ``rms_z_if_sem`` (close to 1 for the right reading)."""
+    ``rms_z_if_std`` and ``rms_z_if_sem`` (close to 1 for the right reading),
+    ``max_abs_deviation`` and ``median_abs_deviation``; the number of ``cells`` and the fractions
+    ``within_one_spread`` / ``within_two_spread`` with ``|deviation| ≤ 1`` / ``≤ 2``; the cell of
+    largest ``|deviation|`` (``worst_num_queries``, ``worst_eta_z``, ``worst_ratio``,
+    ``worst_book_mean``, ``worst_authors_mean``); ``std_over_sem``, the median book std/SEM
+    (``√n``)."""
     if not isinstance(sweep, Sweep):
         raise TypeError(f"sweep must be a Sweep, got {type(sweep).__name__}")
     init = check_choice("init", init, sweep.inits)
@@ -65,10 +70,18 @@ def compare(sweep: Sweep, init: str = "random") -> dict[str, Any]:
         return np.array([r[key] for r in records])
 
     pm = column("pm")
-    return dict(records=records, source=SOURCE, init=init,
+    deviation = np.abs(column("deviation"))
+    worst = records[int(np.argmax(deviation))]
+    return dict(records=records, source=SOURCE, init=init, cells=len(records),
+                within_one_spread=float(np.mean(deviation <= 1)),
+                within_two_spread=float(np.mean(deviation <= 2)),
+                worst_num_queries=worst["num_queries"], worst_eta_z=worst["eta_z"],
+                worst_ratio=worst["ratio"], worst_book_mean=worst["book_mean"],
+                worst_authors_mean=worst["mean"],
+                std_over_sem=float(np.median(column("book_std") / column("book_sem"))),
                 pm_over_std=float(np.median(pm / column("book_std"))),
                 pm_over_sem=float(np.median(pm / column("book_sem"))),
                 rms_z_if_std=float(np.sqrt(np.mean(column("z_if_std") ** 2))),
                 rms_z_if_sem=float(np.sqrt(np.mean(column("z_if_sem") ** 2))),
-                max_abs_deviation=float(np.abs(column("deviation")).max()),
-                median_abs_deviation=float(np.median(np.abs(column("deviation")))))
+                max_abs_deviation=float(deviation.max()),
+                median_abs_deviation=float(np.median(deviation)))

@@ -28,7 +28,7 @@ from ...mechanism import init_overlap_C0
 from ...plots import FigureResult, new_figure
 from ...widgets import figure_to_png
 from . import authors
-from .sweep import SEEDS, Sweep, fig6_sweep
+from .sweep import SEEDS, Sweep, fig6_sweep, key_label, swept_index
 
 #: Fig 3's C_0: ρ_0 = 0.5, K = 10 (PAPER.md B.6 [R]; reproduces the figure's ~600 scale).
 FIG3_C0 = 0.5**4 / 10
@@ -152,6 +152,112 @@ def theorem4_table(checks: dict[str, dict[str, Any]], at: Sequence[float]) -> st
     return "\n".join(lines)
 
 
+def theorem4_summary(*checks: dict[str, Any]) -> dict[str, float]:
+    """What the chapter quotes of ``mechanism.theorem4_check`` results (Theorem 4, Eqns 13 and
+    129, against the simulated dynamics), pooled over the given checks and all their times:
+
+    * ``ratio_lo``, ``ratio_hi``: extremes of Eqn 129 / simulated ``B_n``; ``ratio_fall_lo``,
+      ``ratio_fall_hi``: of Eqn 129 / the common logit's fall ``−z_{ml}``;
+    * ``drift_lo``, ``drift_hi``: per check, (Eqn 129 / ``B_n``) at the first time over the same
+      at the last time; ``flatness``: the largest per-check (max − min)/mean of Eqn 129 / ``B_n``;
+    * ``fall_error``: largest ``|fall/((1 − f_{nl}²) B_n) − 1|`` (Lemma 4 → Theorem 2(b));
+      ``fall_end_lo``, ``fall_end_hi``: extremes of ``fall/((1 − f²) B_n)`` at the last time;
+      ``fall_over_B_median``: the median of ``fall/B_n``;
+    * ``gamma_error``: largest ``|γι/γ(t) − 1|`` (Theorem 1's measured coefficient against
+      Lemma 6); ``gamma_ratio_max``: largest ``γι/γ(t)``;
+    * ``kappa_error``: largest ``|B_n/(κΓ) − 1|`` (Lemma 3's ``β``, ``mechanism.lemma3_xi_factor``);
+    * ``f_common_sq_max``: largest ``f_{nl}²`` of the common token;
+    * ``scanning_excess``: largest (scanning asymptote / Eqn 129) − 1 for ``t < t_0'/3``;
+      ``snapping_lo``, ``snapping_hi``: extremes of snapping asymptote / Eqn 129 for
+      ``t ≥ 10 t_0``;
+    * ``B_end_K{K}``: the simulated ``B_n`` at the last time, per number of classes ``K``
+      (the checks must then have distinct ``K``)."""
+    if not checks or not all(isinstance(c, dict) and "B129" in c for c in checks):
+        raise TypeError("checks must be one or more mechanism.theorem4_check(...) results")
+
+    def pooled(values: Any) -> np.ndarray:
+        return np.concatenate([np.ravel(v) for v in values])
+
+    ratio = [c["B129"] / c["B"] for c in checks]
+    ratio_fall = pooled(c["B129"] / c["fall"] for c in checks)
+    mechanism_ratio = [c["fall"] / (c["B"] * (1 - c["f_common_sq"])) for c in checks]
+    drift = [r[0] / r[-1] for r in ratio]
+    gamma_ratio = pooled(c["gamma"] / c["gamma_theory"] for c in checks)
+    early = [c["t"] < c["t0_prime"] / 3 for c in checks]
+    late = [c["t_over_t0"] >= 10 for c in checks]
+    scanning = pooled(c["B_scanning"][e] / c["B129"][e] for c, e in zip(checks, early))
+    snapping = pooled(c["B_snapping"][s] / c["B129"][s] for c, s in zip(checks, late))
+    if not scanning.size or not snapping.size:
+        raise ValueError("each check's grid must reach below t0'/3 and beyond 10 t0")
+    out = dict(ratio_lo=float(pooled(ratio).min()), ratio_hi=float(pooled(ratio).max()),
+               ratio_fall_lo=float(ratio_fall.min()), ratio_fall_hi=float(ratio_fall.max()),
+               drift_lo=float(min(drift)), drift_hi=float(max(drift)),
+               flatness=float(max(np.ptp(r) / r.mean() for r in ratio)),
+               fall_error=float(np.abs(pooled(mechanism_ratio) - 1).max()),
+               fall_end_lo=float(min(m[-1] for m in mechanism_ratio)),
+               fall_end_hi=float(max(m[-1] for m in mechanism_ratio)),
+               fall_over_B_median=float(np.median(pooled(c["fall"] / c["B"] for c in checks))),
+               gamma_error=float(np.abs(gamma_ratio - 1).max()),
+               gamma_ratio_max=float(gamma_ratio.max()),
+               kappa_error=float(np.abs(pooled(c["B"] / c["B_lemma3"] for c in checks) - 1).max()),
+               f_common_sq_max=float(pooled(c["f_common_sq"] for c in checks).max()),
+               scanning_excess=float(scanning.max() - 1),
+               snapping_lo=float(snapping.min()), snapping_hi=float(snapping.max()))
+    for c in checks:
+        key = f"B_end_K{c['trajectory'].classes.K}"
+        if key in out:
+            raise ValueError(f"checks must have distinct K to report {key}")
+        out[key] = float(c["B"][-1])
+    return out
+
+
+def closed_form_summary(closed: FigureResult, other_C0: float = 1.0) -> dict[str, float]:
+    """What the chapter quotes of :func:`theorem4_figure` (Theorem 4's regimes in the slope
+    ``dB_n/d ln t`` of Eqn 129): ``t0``, ``t0_prime``, ``C0``; ``slope_scanning``, the mean
+    slope over the figure's ``1 < t < t_0'/2`` (Theorem 4 predicts ½ once ``4Γ >> C_0``);
+    ``slope_at_t0``; ``slope_late_max``, the largest slope beyond ``100 t_0``; ``slope_at_1``,
+    the slope at ``t = 1``; and, with ``C_0 = other_C0`` at the same rates,
+    ``slope_at_1_other`` and ``slope_max_other`` (the largest on the figure's grid)."""
+    if not isinstance(closed, FigureResult) or "slope" not in closed.data:
+        raise TypeError("closed must be the FigureResult of theorem4_figure(...)")
+    other_C0 = _check_positive("other_C0", other_C0)
+    d = closed.data
+    t, slope = d["t"], d["slope"]
+    rates = dict(M=d["M"], K=d["K"], eta_y=d["eta_y"], eta_z=d["eta_z"])
+    scanning = (t > 1) & (t < d["t0_prime"] / 2)
+    return dict(t0=d["t0"], t0_prime=d["t0_prime"], C0=d["C0"],
+                slope_scanning=float(slope[scanning].mean()), slope_at_t0=d["slope_at_t0"],
+                slope_late_max=float(slope[t > 100 * d["t0"]].max()),
+                slope_at_1=float(theory.dB_dlog_t(1.0, **rates, C0=d["C0"])),
+                slope_at_1_other=float(theory.dB_dlog_t(1.0, **rates, C0=other_C0)),
+                slope_max_other=float(theory.dB_dlog_t(t, **rates, C0=other_C0).max()))
+
+
+def printed_constant_check(t: Any, M: int, K: int, eta_y: float, eta_z: float,
+                           C0: float) -> dict[str, Any]:
+    """The erratum on Eqn 129's constant: Eqn 13 integrated numerically
+    (:func:`integrate_common_logit`, ``z_numeric``) against ``−B_n`` of the corrected Eqn 129
+    (``B_n(0) = 0``) and of the printed ``¼ ln(C_0 + 4Γ)``; ``error_corrected`` and
+    ``error_printed`` are the largest absolute differences over the times ``t``."""
+    z_numeric = integrate_common_logit(t, M, K, eta_y, eta_z, C0)
+    args = dict(M=M, K=K, eta_y=eta_y, eta_z=eta_z, C0=C0)
+    t = np.asarray(t, dtype=np.float64)
+    return dict(t=t, z_numeric=z_numeric,
+                error_corrected=float(np.abs(z_numeric + theory.B(t, **args)).max()),
+                error_printed=float(np.abs(z_numeric + theory.B_printed(t, **args)).max()))
+
+
+def gamma_peak_summary(vocabularies: Sequence[int], K: int = 10,
+                       eta_y: float = 1.0) -> dict[str, float]:
+    """Where Lemma 6's speed coefficient ``γ`` peaks (:func:`scansnap.theory.gamma_peak`)
+    relative to Theorem 4's ``t_0' = K ln M/η_Y``: ``lo`` and ``hi``, the extremes of
+    ``t_peak/t_0'`` over the vocabulary sizes ``vocabularies``."""
+    sizes = as_int_list("vocabularies", vocabularies, low=2)
+    K, eta_y = check_int("K", K, low=1), _check_positive("eta_y", eta_y)
+    ratios = [float(theory.gamma_peak(M, K, eta_y) / theory.t0_prime(M, K, eta_y)) for M in sizes]
+    return dict(lo=min(ratios), hi=max(ratios))
+
+
 # --- Fig 3 ----------------------------------------------------------------------------------
 def fig3(quick: bool = False, progress: bool = False, *, C0: float = FIG3_C0,
          eta_y: Sequence[float] = (0.5, 1.0, 2.0, 5.0), eta_z: float = 0.5, M: int = 1000,
@@ -184,6 +290,42 @@ def fig3(quick: bool = False, progress: bool = False, *, C0: float = FIG3_C0,
     data = dict(C0=C0, M=M, K=K, eta_z=eta_z, eta_y=etas, t=t, chi=np.array(curves), t0=t0s,
                 chi_final=[float(c[-1]) for c in curves])
     return FigureResult(fig, data)
+
+
+def fig3_summary(f3: FigureResult, other_C0: Sequence[float] = (1.0,)) -> dict[str, float]:
+    """What the chapter quotes of :func:`fig3` (Theorem 3's ``χ = e^{2B_n}`` with Eqn 129), with
+    ``{e}`` each ``η_Y`` as in :func:`~.sweep.key_label` (``0.5 → 0p5``): ``t0_eta{e}`` and
+    ``chi_end_eta{e}`` (``χ`` at the last time, ``t_max``); ``C0`` and ``overlap``, the overlap
+    ``ρ_0^{-2} = (K C_0)^{-1/2}`` that this ``C_0 = ρ_0^4/K`` needs; ``C0_admissible = 1/K``,
+    the smallest ``C_0`` an overlap ``≤ 1`` allows, and ``chi_admissible_lo``/``_hi``, the
+    extremes of ``χ(t_max)`` there; ``chi_printed_hi``, the largest ``χ(t_max)`` of the printed
+    Eqn 129 at ``C0``, and ``chi_printed_0`` its ``χ(0) = √C_0``; ``order_holds``, for how
+    many of ``C0_tried`` values (``C0``, ``1/K`` and ``other_C0``) ``χ(t_max)`` strictly
+    decreases as ``η_Y`` grows (insight (c))."""
+    if not isinstance(f3, FigureResult) or "chi_final" not in f3.data:
+        raise TypeError("f3 must be the FigureResult of fig3(...)")
+    d = f3.data
+    others = as_float_list("other_C0", other_C0, low=0.0)
+    rates = sorted(d["eta_y"])
+    t_max = float(d["t"][-1])
+
+    def chi_end(C0: float, formula: Any = theory.B) -> np.ndarray:
+        return np.array([math.exp(2 * float(formula(t_max, M=d["M"], K=d["K"], eta_y=ey,
+                                                    eta_z=d["eta_z"], C0=C0))) for ey in rates])
+
+    admissible = chi_end(1 / d["K"])
+    tried = [d["C0"], 1 / d["K"], *others]
+    out = {f"t0_eta{key_label(ey)}": t0 for ey, t0 in zip(d["eta_y"], d["t0"])}
+    out |= {f"chi_end_eta{key_label(ey)}": c for ey, c in zip(d["eta_y"], d["chi_final"])}
+    return out | dict(
+        C0=d["C0"], overlap=1 / math.sqrt(d["K"] * d["C0"]), C0_admissible=1 / d["K"],
+        chi_admissible_lo=float(admissible.min()), chi_admissible_hi=float(admissible.max()),
+        chi_printed_hi=float(chi_end(d["C0"], theory.B_printed).max()),
+        chi_printed_0=math.exp(2 * float(theory.B_printed(0.0, M=d["M"], K=d["K"],
+                                                          eta_y=rates[0], eta_z=d["eta_z"],
+                                                          C0=d["C0"]))),
+        order_holds=sum(bool(np.all(np.diff(chi_end(C0)) < 0)) for C0 in tried),
+        C0_tried=len(tried))
 
 
 # --- Fig 9 ----------------------------------------------------------------------------------
@@ -224,6 +366,25 @@ def fig9(quick: bool = False, progress: bool = False, *, C0: float = FIG9_C0,
         panels.append(out)
     fig.suptitle(f"Fig 9: K={K}, $C_0$={C0:g}", fontsize=11)
     return FigureResult(fig, dict(C0=C0, K=K, panels=panels))
+
+
+def fig9_summary(f9: FigureResult) -> dict[str, float]:
+    """What the chapter quotes of :func:`fig9` (the invariance of ``B_n(t_0)`` at fixed
+    ``ν = η_Y/η_Z``, Eqns 132–133), per panel ``ν`` (``{nu}`` as in :func:`~.sweep.key_label`):
+    ``B_t0_nu{nu}``, ``B_n(t_0)`` of its smallest ``η_Z``, and ``B_end_nu{nu}_eta_z_min`` /
+    ``_eta_z_max``, ``B_n`` at the panel's last time for its smallest and largest ``η_Z``;
+    ``B_t0_spread``, the largest spread (max − min) of ``B_n(t_0)`` within a panel."""
+    if not isinstance(f9, FigureResult) or "panels" not in f9.data:
+        raise TypeError("f9 must be the FigureResult of fig9(...)")
+    out = {}
+    for p in f9.data["panels"]:
+        lo, hi = int(np.argmin(p["eta_z"])), int(np.argmax(p["eta_z"]))
+        nu = key_label(p["nu"])
+        out[f"B_t0_nu{nu}"] = float(p["B_at_t0"][lo])
+        out[f"B_end_nu{nu}_eta_z_min"] = float(p["B"][lo][-1])
+        out[f"B_end_nu{nu}_eta_z_max"] = float(p["B"][hi][-1])
+    out["B_t0_spread"] = float(max(np.ptp(p["B_at_t0"]) for p in f9.data["panels"]))
+    return out
 
 
 # --- Fig 6 ----------------------------------------------------------------------------------
@@ -318,8 +479,8 @@ def _recall_figure(sweep: Sweep, vary: str, eta_z: float, ratio: float,
                    init: str) -> FigureResult:
     fig, axes = _panel_axes(1, len(sweep.panels), height=3.2)
     panels = []
-    ez_i = _find("eta_z", sweep.eta_z, eta_z)
-    r_i = _find("ratio", sweep.ratios, ratio)
+    ez_i = swept_index("eta_z", sweep.eta_z, eta_z)
+    r_i = swept_index("ratio", sweep.ratios, ratio)
     for ax, (q, K, M) in zip(axes[0], sweep.panels):
         rec = sweep.recall[(q, init)].mean(axis=2)  # [n_eta_z, n_ratios, L]: mean over seeds
         x = sweep.thresholds[q]
@@ -339,14 +500,6 @@ def _recall_figure(sweep: Sweep, vary: str, eta_z: float, ratio: float,
     fig.suptitle(f"recall vs threshold, {init} init, {fixed}, mean over {len(sweep.seeds)} seeds "
                  "(dotted: 1/M)", fontsize=11)
     return FigureResult(fig, dict(vary=vary, eta_z=eta_z, ratio=ratio, init=init, panels=panels))
-
-
-def _find(name: str, values: list[float], value: float) -> int:
-    value = check_float(name, value)
-    for i, v in enumerate(values):
-        if math.isclose(v, value):
-            return i
-    raise ValueError(f"{name} must be one of the swept values {values}, got {value}")
 
 
 def fig11(quick: bool = False, progress: bool = False, *, sweep: Sweep | None = None,
@@ -415,7 +568,16 @@ def scan_snap_figure(run: Run, C0: float | None = None, momentum: float = 0.0) -
     token's logit gain ``Δz(t) = z_{m l_0}(t) - z_{m l_0}(0)`` (right, log-``t``) against
     Theorem 4's ``B_n(t)``, the bound of Theorem 3 (``χ_{l_0} = e^{2Δz} ≤ e^{2B_n}``),
     evaluated with the run's ``M``, ``K`` and rates ``η/(1-momentum)`` (``momentum=0``: the raw
-    rates, one theory time unit per SGD step). ``C0`` defaults to :func:`init_overlap_C0`."""
+    rates, one theory time unit per SGD step). ``C0`` defaults to :func:`init_overlap_C0`.
+    ``data`` holds :func:`scan_snap_summary`, ``C0``, ``rho0``, ``momentum``, ``B_theory [E, S]``
+    and the scalars the chapter quotes (seed means; ``lo``/``hi``: the smallest/largest
+    ``η_Z``): ``entropy_start`` (mean over ``η_Z`` at step 0); ``entropy_end_lo``/``_hi`` at
+    the last step; ``late_over_early``, the largest ``|H(mid) − H(end)| / (H(0) − H(mid))``
+    with ``mid`` the middle snapshot (after the snap the entropy barely moves); ``t90_lo``/
+    ``_hi``, the extremes over ``η_Z`` of the first step at which the dominant gain reaches
+    90 % of its final value; ``dominant_end_lo``/``_hi`` and ``B_end_lo``/``_hi``, the final
+    gain ``Δz`` and Eqn 129's ``B_n`` at the last step; ``exceeds``, for how many of the
+    ``num_eta_z`` rates the final gain exceeds ``B_n``."""
     if not isinstance(run, Run):
         raise TypeError(f"run must be a Run, got {type(run).__name__}")
     momentum = check_float("momentum", momentum, low=0.0, high=0.999)
@@ -446,8 +608,24 @@ def scan_snap_figure(run: Run, C0: float | None = None, momentum: float = 0.0) -
     bx.set(xscale="log", xlabel="SGD step (log scale)", ylabel=r"$z_{m l_0}(t)-z_{m l_0}(0)$",
            title=rf"dominant token's logit (solid) vs $B_n(t)$, $C_0$={C0:.3g} (dashed)")
     bx.legend(fontsize=8, loc="upper left")
-    data = dict(s, C0=C0, rho0=rho0, momentum=momentum, B_theory=np.array(theory_B))
-    return FigureResult(fig, data)
+    B_theory = np.array(theory_B)
+    data = dict(s, C0=float(C0), rho0=float(rho0), momentum=momentum, B_theory=B_theory)
+    return FigureResult(fig, data | _scan_snap_numbers(s, B_theory))
+
+
+def _scan_snap_numbers(s: dict[str, Any], B_theory: np.ndarray) -> dict[str, Any]:
+    """The scalars of :func:`scan_snap_figure`'s ``data`` (documented there)."""
+    H, dz, steps = s["entropy"], s["dominant"], s["steps"]
+    lo, hi = int(np.argmin(s["eta_z"])), int(np.argmax(s["eta_z"]))
+    mid = len(steps) // 2
+    t90 = [int(steps[np.argmax(row >= 0.9 * row[-1])]) for row in dz]
+    late_over_early = np.abs(H[:, mid] - H[:, -1]) / (H[:, 0] - H[:, mid])
+    return dict(entropy_start=float(H[:, 0].mean()), entropy_end_lo=float(H[lo, -1]),
+                entropy_end_hi=float(H[hi, -1]), late_over_early=float(late_over_early.max()),
+                t90_lo=min(t90), t90_hi=max(t90), dominant_end_lo=float(dz[lo, -1]),
+                dominant_end_hi=float(dz[hi, -1]), B_end_lo=float(B_theory[lo, -1]),
+                B_end_hi=float(B_theory[hi, -1]),
+                exceeds=int((dz[:, -1] > B_theory[:, -1]).sum()), num_eta_z=len(dz))
 
 
 # --- helpers for the chapter's widgets and the erratum ---------------------------------------

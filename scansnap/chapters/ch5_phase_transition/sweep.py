@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ... import metrics
-from ..._validate import as_float_list, as_int_list, check_bool, check_choice, check_int
+from ... import metrics, theory
+from ..._validate import (as_float_list, as_int_list, check_bool, check_choice, check_float,
+                           check_int)
 from ...data import SYN_MEDIUM_QUERIES, SequenceClasses, syn_medium
 from ...dynamics import train
 from ...models import INITS
@@ -232,3 +233,105 @@ def structural_checks(sweep: Sweep, init: str = "random") -> list[dict[str, Any]
                                 passed=bool(mean[i, r10] > mean[i, r1]),
                                 values=[float(mean[i, r1]), float(mean[i, r10])]))
     return out
+
+
+def key_label(value: float) -> str:
+    """A number as part of a glue key: ``0.5 → "0p5"``, ``10.0 → "10"``, ``-1 → "m1"``."""
+    return f"{value:g}".replace(".", "p").replace("-", "m")
+
+
+def fig6_summary(sweep: Sweep, init: str = "random",
+                 other_init: str | None = "zero") -> dict[str, Any]:
+    """What the chapter quotes of the Fig 6 sweep (Section 8's insights (b)–(c), PAPER.md D.14),
+    with ``{q}``, ``{ez}``, ``{r}`` a panel's ``num_queries``, ``η_Z`` and ``η_Y/η_Z`` as in
+    :func:`key_label`:
+
+    * ``mean_q{q}_ez{ez}_r{r}``: the seed mean of every cell from ``init``;
+    * ``min_at_2`` of ``min_curves``: of the curves (one per ``η_Z ≥ 1``, panels with
+      ``num_queries ≥ 3``), how many have their smallest entropy at ratio 2 (if swept);
+    * ``checks_{i}_passed`` of ``checks_{i}_total``: :func:`structural_checks` per init ``i``;
+    * ``init_diff_q{q}`` (per panel) and ``init_diff_multi`` (over ``num_queries > 1``): the
+      largest ``|mean(init) − mean(other_init)|`` over cells, when ``other_init`` is given;
+    * ``H_frequencies``: the entropy at ``Z = 0`` (the frequencies alone) of the first panel,
+      and ``H_uniform = ln(distinct tokens per class)``;
+    * ``t0_q{q}``: Theorem 4's ``t_0 = 2K ln M/η_Y`` of each panel at ``η_Y = 1``, and
+      ``t0_q{q}_momentum`` at the momentum-amplified rate ``η_Y = 1/(1 − momentum)``."""
+    if not isinstance(sweep, Sweep):
+        raise TypeError(f"sweep must be a Sweep, got {type(sweep).__name__}")
+    init = check_choice("init", init, sweep.inits)
+    if other_init is not None:
+        other_init = check_choice("other_init", other_init, [i for i in sweep.inits if i != init])
+    out: dict[str, Any] = {}
+    for q, K, M in sweep.panels:
+        mean = sweep.stats(q, init)["mean"]
+        for i, ez in enumerate(sweep.eta_z):
+            for j, r in enumerate(sweep.ratios):
+                out[f"mean_q{q}_ez{key_label(ez)}_r{key_label(r)}"] = float(mean[i, j])
+    curves = [sweep.stats(q, init)["mean"][i] for q, _, _ in sweep.panels if q >= 3
+              for i, ez in enumerate(sweep.eta_z) if ez >= 1]
+    if curves and any(math.isclose(r, 2.0) for r in sweep.ratios):
+        two = swept_index("ratio", sweep.ratios, 2.0)
+        out |= dict(min_at_2=sum(int(np.argmin(c) == two) for c in curves), min_curves=len(curves))
+    for i in sweep.inits:
+        checks = structural_checks(sweep, i)
+        out |= {f"checks_{i}_passed": sum(c["passed"] for c in checks),
+                f"checks_{i}_total": len(checks)}
+    if other_init is not None:
+        diff = {q: float(np.abs(sweep.stats(q, init)["mean"] - sweep.stats(q, other_init)["mean"])
+                         .max()) for q, _, _ in sweep.panels}
+        out |= {f"init_diff_q{q}": d for q, d in diff.items()}
+        multi = [d for q, d in diff.items() if q > 1]
+        if multi:
+            out["init_diff_multi"] = max(multi)
+    first = syn_medium(sweep.panels[0][0])
+    zero = torch.zeros(first.M, first.M, dtype=torch.float64)
+    out |= dict(H_frequencies=float(metrics.distinct_entropy(first, zero)[0]),
+                H_uniform=math.log(first.distinct_per_next))
+    fast = 1 / (1 - sweep.settings.get("momentum", 0.0))
+    for q, K, M in sweep.panels:
+        out[f"t0_q{q}"] = float(theory.t0(M, K, 1.0))
+        out[f"t0_q{q}_momentum"] = float(theory.t0(M, K, fast))
+    return out
+
+
+def recall_summary(sweep: Sweep, num_queries: int = 1, eta_z: float = 1.0, ratio: float = 1.0,
+                   init: str = "random") -> dict[str, Any]:
+    """What the chapter quotes of the recall-vs-threshold curves of Figs 11–12 (App. G): recall
+    (seed mean) *falls* by ``recall(lowest threshold) − recall(highest)``, and *relatively* by
+    that fall over the starting recall. In panel ``num_queries``: ``start_ratio_lo``/``_hi``,
+    ``fall_ratio_lo``/``_hi`` and ``relative_ratio_lo``/``_hi`` at ``η_Z = eta_z`` for the
+    smallest/largest ratio (Fig 11), ``fall_eta_z_lo``/``_hi`` at ``η_Y/η_Z = ratio`` for the
+    smallest/largest ``η_Z`` (Fig 12). Over all ``panels``: ``slower_fig11``, in how many the
+    smallest ratio (sparser) falls less than the largest, ``slower_fig12``, in how many the
+    largest ``η_Z`` (sparser) falls less than the smallest, and ``relative_slower_fig11``/
+    ``_fig12`` the same for the relative fall."""
+    if not isinstance(sweep, Sweep):
+        raise TypeError(f"sweep must be a Sweep, got {type(sweep).__name__}")
+    q = sweep._panel(num_queries)
+    init = check_choice("init", init, sweep.inits)
+    i, j = swept_index("eta_z", sweep.eta_z, eta_z), swept_index("ratio", sweep.ratios, ratio)
+    r_lo, r_hi = int(np.argmin(sweep.ratios)), int(np.argmax(sweep.ratios))
+    e_lo, e_hi = int(np.argmin(sweep.eta_z)), int(np.argmax(sweep.eta_z))
+    recall = {p: sweep.recall[(p, init)].mean(axis=2) for p, _, _ in sweep.panels}  # [E, R, L]
+    fall = {p: rec[..., 0] - rec[..., -1] for p, rec in recall.items()}
+    relative = {p: fall[p] / rec[..., 0] for p, rec in recall.items()}
+    out = dict(start_ratio_lo=recall[q][i, r_lo, 0], start_ratio_hi=recall[q][i, r_hi, 0],
+               fall_ratio_lo=fall[q][i, r_lo], fall_ratio_hi=fall[q][i, r_hi],
+               relative_ratio_lo=relative[q][i, r_lo], relative_ratio_hi=relative[q][i, r_hi],
+               fall_eta_z_lo=fall[q][e_lo, j], fall_eta_z_hi=fall[q][e_hi, j])
+    out = {k: float(v) for k, v in out.items()}
+    for name, table in (("", fall), ("relative_", relative)):
+        out[f"{name}slower_fig11"] = sum(bool(f[i, r_lo] < f[i, r_hi]) for f in table.values())
+        out[f"{name}slower_fig12"] = sum(bool(f[e_hi, j] < f[e_lo, j]) for f in table.values())
+    out["panels"] = len(sweep.panels)
+    return out
+
+
+def swept_index(name: str, values: list[float], value: float) -> int:
+    """The position of ``value`` among the swept ``values`` (``math.isclose``); ValueError
+    naming ``name`` if it was not swept."""
+    value = check_float(name, value)
+    for i, v in enumerate(values):
+        if math.isclose(v, value):
+            return i
+    raise ValueError(f"{name} must be one of the swept values {values}, got {value}")
