@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from numbers import Number
 from typing import Any
 
+import numpy as np
+
 QUOTABLE = (Number, str)
 
 
@@ -19,6 +21,8 @@ def glue_numbers(prefix: str, numbers: Mapping[str, Any]) -> Mapping[str, Any]:
     if not isinstance(prefix, str) or not prefix.isidentifier():
         raise ValueError(f"prefix must be an identifier-like string, got {prefix!r}")
     for name, value in numbers.items():
+        if isinstance(value, np.generic):  # glued as its repr, "np.float64(0.5)", which the
+            value = value.item()  # page's format spec cannot read
         if isinstance(value, QUOTABLE) and not isinstance(value, bool):
             glue(f"{prefix}_{name}", value, display=False)
     return numbers

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 
@@ -334,7 +335,9 @@ def test_glue_numbers_glues_scalars_only(monkeypatch):
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: glued.update({name: value}))
     from scansnap.gluing import glue_numbers
 
-    glue_numbers("p", {"a": 1.5, "b": "x", "c": [1, 2], "d": True, "e": 3})
-    assert glued == {"p_a": 1.5, "p_b": "x", "p_e": 3}
+    glue_numbers("p", {"a": 1.5, "b": "x", "c": [1, 2], "d": True, "e": 3,
+                       "f": np.float64(0.25), "g": np.int64(7)})
+    assert glued == {"p_a": 1.5, "p_b": "x", "p_e": 3, "p_f": 0.25, "p_g": 7}
+    assert type(glued["p_f"]) is float and type(glued["p_g"]) is int  # repr "0.25", not np.float64
     with pytest.raises(ValueError, match="prefix"):
         glue_numbers("not a prefix", {})

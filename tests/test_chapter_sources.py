@@ -211,12 +211,13 @@ def test_execute_page_reports_unglued_and_misformatted_references():
     record = "application/papermill.record/text/plain"
     cell.outputs = [nbformat.v4.new_output("display_data", data={record: repr(value)},
                                            metadata={"scrapbook": {"name": name}})
-                    for name, value in [("x", 0.5), ("s", "a–b"), ("n", "np.float64(0.25)")]]
-    cell.outputs[2]["data"][record] = "np.float64(0.25)"
+                    for name, value in [("x", 0.5), ("s", "a–b"), ("n", 0.25)]]
+    cell.outputs[2]["data"][record] = "np.float64(0.25)"  # how a numpy scalar is glued
     nb.cells = [cell]
-    source = "{glue:text}`x:.2f` {glue:text}`n:.1%` {glue:text}`s` {glue}`x`"
+    source = "{glue:text}`x:.2f` {glue:text}`n` {glue:text}`s` {glue}`x`"
     assert execute_page.glue_problems(source, nb) == []
-    problems = execute_page.glue_problems(source + " {glue:text}`gone` {glue:text}`s:.2f`", nb)
-    assert len(problems) == 2
+    problems = execute_page.glue_problems(
+        source + " {glue:text}`gone` {glue:text}`s:.2f` {glue:text}`n:.1%`", nb)
+    assert len(problems) == 3
     assert "nothing glued as 'gone'" in problems[0]
-    assert "`s:.2f`" in problems[1]
+    assert "`s:.2f`" in problems[1] and "`n:.1%`" in problems[2]

@@ -12,7 +12,6 @@ glued value.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import re
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import jupytext
 import nbformat
+from myst_nb.core.variables import format_plain_text
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -66,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-NUMPY_SCALAR = re.compile(r"^np\.\w+\((.*)\)$")  # repr of a numpy scalar: np.float64(0.5)
 GLUE_REFERENCE = re.compile(r"\{glue(?::(\w+))?\}`([^`]+)`")
 
 
@@ -89,8 +88,8 @@ def glue_problems(source: str, nb: nbformat.NotebookNode) -> list[str]:
             continue
         if role == "text" and spec and glued[key] is not None:
             try:
-                format(ast.literal_eval(NUMPY_SCALAR.sub(r"\1", glued[key])), spec)
-            except (ValueError, SyntaxError, TypeError) as error:
+                format_plain_text(glued[key], spec)  # what the build does with it
+            except (ValueError, TypeError) as error:
                 problems.append(f"{{glue:text}}`{reference}`: {error} (value {glued[key]})")
     return problems
 
