@@ -123,6 +123,12 @@ class Assumption2:
         """``|λ_i(E)| ≥ 6/√M`` for every ``i`` (the reconstructed constant)."""
         return self.smallest >= 6 / math.sqrt(self.M)
 
+    def summary(self) -> dict[str, float | str]:
+        """What a paragraph quotes: ``M_over_K2``, ``largest`` ``|λ(E)|``, the ``bound`` ``1/K``
+        and whether the weak-correlation condition ``holds`` (the words)."""
+        return {"M_over_K2": self.M_over_K2, "largest": self.largest, "bound": 1 / self.K,
+                "holds": "holds" if self.weak_correlation else "does not hold"}
+
 
 def assumption2(classes: SequenceClasses, Z: torch.Tensor | None = None) -> Assumption2:
     """Assumption 2 for ``classes`` with attention logits ``Z`` (``[M, M]``; default ``Z = 0``,

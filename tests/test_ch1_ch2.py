@@ -341,3 +341,24 @@ def test_glue_numbers_glues_scalars_only(monkeypatch):
     assert type(glued["p_f"]) is float and type(glued["p_g"]) is int  # repr "0.25", not np.float64
     with pytest.raises(ValueError, match="prefix"):
         glue_numbers("not a prefix", {})
+
+
+def test_class_summary_against_the_definition():
+    """Syn-Small: 10 common tokens of weight ``common_weight`` and 10 distinct ones spaced
+    linearly between the two ``distinct_weights``, ids 0–9 common (PAPER.md B.0)."""
+    classes = SequenceClasses()
+    contexts = classes.sample(50, 64, torch.Generator().manual_seed(3))[0]
+    got = ch1_setting.class_summary(classes, contexts)
+    lo, hi = classes.distinct_weights
+    total = 10 * classes.common_weight + 10 * (lo + hi) / 2
+    assert (got["M"], got["K"]) == (34, 2)
+    assert got["p_common"] == pytest.approx(classes.common_weight / total, rel=1e-12)
+    assert got["mass_common"] == pytest.approx(10 * classes.common_weight / total, rel=1e-12)
+    assert got["p_distinct_min"] == pytest.approx(lo / total, rel=1e-12)
+    assert got["p_distinct_max"] == pytest.approx(hi / total, rel=1e-12)
+    assert got["sample_common_share"] == pytest.approx(float((contexts.numpy() < 10).mean()))
+    with pytest.raises(ValueError, match="n"):
+        ch1_setting.class_summary(classes, contexts, n=2)
+    summary = metrics.assumption2(classes).summary()
+    assert summary["bound"] == 0.5 and summary["M_over_K2"] == 34 / 4
+    assert summary["holds"] == ("holds" if summary["largest"] < 0.5 else "does not hold")

@@ -26,7 +26,7 @@ from ..metrics import Assumption2, assumption2, common_mass
 from ..models import attention_from_counts
 from ..plots import FigureResult, class_color, class_rgb, freeze_layout, new_figure, sequence_rgb
 
-__all__ = ["attention_from_counts", "lemma18_bound", "lemma2_convergence", "ClassExplorer",
+__all__ = ["attention_from_counts", "class_summary", "lemma18_bound", "lemma2_convergence", "ClassExplorer",
            "Assumption2", "assumption2", "assumption2_table", "book_datasets"]
 
 
@@ -136,6 +136,25 @@ def lemma2_convergence(
                 gap_T128=float(np.interp(np.log(128), np.log(T_arr), l1_mean)),
                 gap_last=l1_mean[-1], T_last=Ts[-1], violation=max(rates))
     return FigureResult(fig, data)
+
+
+def class_summary(classes: SequenceClasses, contexts: torch.Tensor, n: int = 0) -> dict[str, Any]:
+    """What chapter 1 quotes of a data set and a sample of its sequences: the vocabulary ``M``,
+    the classes ``K``, class ``n``'s probability of one common token (``p_common``), its total
+    common mass (``mass_common``), the range of its distinct tokens' probabilities
+    (``p_distinct_min``, ``p_distinct_max``) and the share of common tokens among the sampled
+    ``contexts`` (``sample_common_share``; token ids ``[B, T−1]``)."""
+    if not isinstance(classes, SequenceClasses):
+        raise TypeError(f"classes must be a SequenceClasses, got {type(classes).__name__}")
+    n = check_int("n", n, low=0, high=classes.K - 1)
+    contexts = check_tensor("contexts", contexts, ndim=2)
+    p = classes.probs()[n]  # [M]
+    common, distinct = p[classes.common_tokens(n)], p[classes.distinct_tokens(n)]
+    return dict(M=classes.M, K=classes.K, p_common=float(common[0]),
+                mass_common=float(common.sum()), p_distinct_min=float(distinct.min()),
+                p_distinct_max=float(distinct.max()),
+                sample_common_share=float(torch.isin(contexts, classes.common_tokens(n))
+                                          .double().mean()))
 
 
 def training_summary(run: Run, n: int = 0, fit_loss: float = 1e-3) -> dict[str, Any]:
