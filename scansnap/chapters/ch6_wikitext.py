@@ -10,8 +10,8 @@ Chapter 6 trains its runs once and draws from them: :func:`draw_fig7`, :func:`dr
 :func:`draw_entropy`, :func:`draw_departures`, :func:`draw_token_shares` (each returns a
 :class:`~scansnap.plots.FigureResult`: the figure and the numbers drawn); its widgets are
 :func:`attention_scrubber` (a static-capable scrubber over checkpoints with a model/layer
-selector, PNG frames) and :func:`sentence_explorer` (type a sentence, see its attention; needs a
-kernel), built on :func:`sentence_attention`.
+selector, PNG frames) and :class:`SentenceExplorer` (the figure and ``update`` of a live control:
+type a sentence, see its attention; needs a kernel), built on :func:`sentence_attention`.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import ipywidgets as widgets
 import numpy as np
 import torch
 
 from .. import lm
 from .._validate import as_int_list, check_bool, check_choice, check_int
 from ..plots import FigureResult, freeze_layout, new_figure
-from ..widgets import LayeredScrubber, Live, figure_to_png, layered_scrubber, live
+from ..widgets import LayeredScrubber, figure_to_png, layered_scrubber
 from ..wikitext import Corpus, Vocab, load_corpus, tokenize
 
 PAPER_ITERATIONS = (0, 500, 1000, 1500)
@@ -491,45 +490,51 @@ def sentence_attention(model: lm.WikiLM, vocab: Vocab, text: str, *,
     return SentenceAttention(vocab.lookup_tokens(ids), ids, weights[:, 0].cpu())
 
 
-def sentence_explorer(models: Mapping[str, lm.WikiLM], vocab: Vocab, text: str = DEFAULT_SENTENCE,
-                      *, max_len: int = 40) -> Live:
-    """Live control: type a sentence, choose a model and layer, see that layer's attention.
+class SentenceExplorer:
+    """A live control's figure and its in-place :meth:`update`: one layer's attention on a typed
+    sentence, for one of the trained ``models`` (label → :class:`~scansnap.lm.WikiLM`), with the
+    tokens on both axes and the map's entropy (the measure of Fig 7 and Fig 10) in the title.
 
-    Runs :func:`sentence_attention` (one probe pass, milliseconds) on every change;
-    in the static page it shows ``text`` with the first model's layer 0. Words outside the
-    vocabulary show as ``<unk>``.
+    ``figure`` is created once; :meth:`update` runs :func:`sentence_attention` (one probe pass,
+    milliseconds) and redraws the map. ``depth`` is the deepest model's number of layers (the
+    layer choices); at most ``max_len`` tokens are shown. Words outside ``vocab`` show as
+    ``<unk>``.
     """
-    if not isinstance(models, Mapping) or not models or not all(
-            isinstance(m, lm.WikiLM) for m in models.values()):
-        raise TypeError("models must be a non-empty dict of label -> WikiLM")
-    if not isinstance(vocab, Vocab):
-        raise TypeError(f"vocab must be a Vocab, got {type(vocab).__name__}")
-    max_len = check_int("max_len", max_len, low=2)
-    sentence_attention(next(iter(models.values())), vocab, text, max_len=max_len)  # checks
-    depth = max(m.nlayers for m in models.values())
-    fig = new_figure(6.4, 6.0)
-    ax = fig.subplots()
 
-    def update(sentence: str, model: str, layer: int) -> None:
-        chosen = models[model]
+    def __init__(self, models: Mapping[str, lm.WikiLM], vocab: Vocab, *,
+                 max_len: int = 40) -> None:
+        if not isinstance(models, Mapping) or not models or not all(
+                isinstance(m, lm.WikiLM) for m in models.values()):
+            raise TypeError("models must be a non-empty dict of label -> WikiLM")
+        if not isinstance(vocab, Vocab):
+            raise TypeError(f"vocab must be a Vocab, got {type(vocab).__name__}")
+        self.models = dict(models)
+        self.vocab = vocab
+        self.max_len = check_int("max_len", max_len, low=2)
+        self.depth = max(m.nlayers for m in self.models.values())
+        self.figure = new_figure(6.4, 6.0)
+        self.ax = self.figure.subplots()
+
+    def update(self, sentence: str = DEFAULT_SENTENCE, model: str | None = None,
+               layer: int = 0) -> SentenceAttention:
+        """Draw layer ``layer`` (a model's last layer if it has fewer) of ``model`` (default: the
+        first) on ``sentence`` (an empty one shows "."); returns the attention drawn."""
+        model = next(iter(self.models)) if model is None else check_choice("model", model,
+                                                                           self.models)
+        layer = check_int("layer", layer, low=0, high=self.depth - 1)
+        if not isinstance(sentence, str):
+            raise TypeError(f"sentence must be a str, got {type(sentence).__name__}")
+        chosen = self.models[model]
         shown = min(layer, chosen.nlayers - 1)
-        result = sentence_attention(chosen, vocab, sentence or ".", max_len=max_len)
-        ax.clear()
+        result = sentence_attention(chosen, self.vocab, sentence or ".", max_len=self.max_len)
+        self.ax.clear()
         unknown = sum(t == "<unk>" for t in result.tokens)
         draw_attention(result.weights[shown], result.tokens,
                        f"{model} · layer {shown}: entropy "
                        f"{lm.attention_entropy(result.weights[shown]).item():.2f} nats"
                        + (f" · {unknown} word(s) outside the vocabulary" if unknown else ""),
-                       ax=ax)
-
-    controls = {
-        "sentence": widgets.Text(value=text, description="sentence", continuous_update=False,
-                                 layout=widgets.Layout(width="min(100%, 48em)")),
-        "model": widgets.Dropdown(options=list(models), value=next(iter(models)),
-                                  description="model"),
-        "layer": widgets.Dropdown(options=list(range(depth)), value=0, description="layer"),
-    }
-    return live(update, controls, figure=fig)
+                       ax=self.ax)
+        return result
 
 
 def corpus_summary(corpus: Corpus, batch_size: int = 20, bptt: int = 35) -> dict[str, Any]:
