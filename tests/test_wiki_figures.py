@@ -12,6 +12,7 @@ from ipywidgets.embed import embed_data
 from scansnap import lm
 from scansnap.chapters import ch6_wikitext as ch6
 from scansnap.plots import FigureResult
+from scansnap.widgets import live
 from scansnap.wikitext import build_vocab
 
 from test_lm import synthetic_ids, tiny_corpus
@@ -134,16 +135,50 @@ def test_sentence_explorer_updates_in_place():
     torch.manual_seed(0)
     models = {"1 layer": lm.WikiLM(len(vocab), 1).eval(),
               "3 layers": lm.WikiLM(len(vocab), 3).eval()}
-    explorer = ch6.sentence_explorer(models, vocab, "the cat sat on the mat .")
-    first = explorer.image.value
-    explorer.controls["model"].value = "3 layers"
-    explorer.controls["layer"].value = 2
-    explorer.controls["sentence"].value = "the mat sat on a zork ."
-    assert explorer.image.value != first and explorer.error.layout.display == "none"
-    explorer.controls["model"].value = "1 layer"  # layer 2 of a 1-layer model: shows its last
-    assert explorer.error.layout.display == "none"
+    explorer = ch6.SentenceExplorer(models, vocab)
+    assert explorer.depth == 3
+    drawn = explorer.update("the mat sat on a zork .", "3 layers", 2)
+    expected = ch6.sentence_attention(models["3 layers"], vocab, "the mat sat on a zork .")
+    torch.testing.assert_close(drawn.weights, expected.weights)
+    image = explorer.ax.images[0].get_array()
+    torch.testing.assert_close(torch.as_tensor(image.data, dtype=torch.float32),
+                               expected.weights[2])  # the figure shows the chosen layer
+    assert "3 layers · layer 2" in explorer.ax.get_title()
+    assert "2 word(s) outside the vocabulary" in explorer.ax.get_title()  # "a", "zork"
+    explorer.update("the cat", "1 layer", 2)  # layer 2 of a 1-layer model: shows its last
+    assert explorer.ax.get_title().startswith("1 layer · layer 0")
     with pytest.raises(TypeError, match="models"):
-        ch6.sentence_explorer({"m": object()}, vocab)
+        ch6.SentenceExplorer({"m": object()}, vocab)
+    with pytest.raises(ValueError, match="model"):
+        explorer.update("the cat", "2 layers")
+    with pytest.raises(ValueError, match="layer"):
+        explorer.update("the cat", "1 layer", 3)
+    with pytest.raises(TypeError, match="sentence"):
+        explorer.update(None)
+
+
+def test_sentence_explorer_as_a_live_widget():
+    """The page's wiring: live() over the explorer's update redraws its figure on every change
+    and reports no error; the static page shows the default state."""
+    vocab = build_vocab([["the", "cat", "sat", "on", "mat", "."]])
+    torch.manual_seed(0)
+    models = {"1 layer": lm.WikiLM(len(vocab), 1).eval(),
+              "3 layers": lm.WikiLM(len(vocab), 3).eval()}
+    explorer = ch6.SentenceExplorer(models, vocab)
+    box = live(explorer.update,
+               {"sentence": widgets.Text("the cat sat on the mat .", continuous_update=False),
+                "model": widgets.Dropdown(options=list(explorer.models)),
+                "layer": widgets.Dropdown(options=list(range(explorer.depth)))},
+               figure=explorer.figure)
+    first = box.image.value
+    assert bytes(first[:4]) == b"\x89PNG"
+    box.controls["model"].value = "3 layers"
+    box.controls["layer"].value = 2
+    box.controls["sentence"].value = "the mat sat on a zork ."
+    assert box.image.value != first and box.error.layout.display == "none"
+    assert len(box.redraw_seconds) == 4  # the first draw and one per change
+    box.controls["model"].value = "1 layer"  # layer 2 of a 1-layer model: shows its last
+    assert box.error.layout.display == "none"
 
 
 def test_corpus_summary():

@@ -10,8 +10,12 @@ Chapter 6 trains its runs once and draws from them: :func:`draw_fig7`, :func:`dr
 :func:`draw_entropy`, :func:`draw_departures`, :func:`draw_token_shares` (each returns a
 :class:`~scansnap.plots.FigureResult`: the figure and the numbers drawn); its widgets are
 :func:`attention_scrubber` (a static-capable scrubber over checkpoints with a model/layer
-selector, PNG frames) and :func:`sentence_explorer` (type a sentence, see its attention; needs a
-kernel), built on :func:`sentence_attention`.
+selector, PNG frames) and :class:`SentenceExplorer` (the figure and ``update`` of a live control:
+type a sentence, see its attention; needs a kernel), built on :func:`sentence_attention`.
+The numbers its prose quotes come from :func:`setting_summary`, :func:`fig7_summary`,
+:func:`fig10_summary`, :func:`variant_summary`, :func:`departure_summary`,
+:func:`freezing_summary` and :func:`token_share_summary` (dicts the page glues with
+:func:`scansnap.gluing.glue_numbers`).
 """
 
 from __future__ import annotations
@@ -21,14 +25,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import ipywidgets as widgets
 import numpy as np
 import torch
 
 from .. import lm
 from .._validate import as_int_list, check_bool, check_choice, check_int
 from ..plots import FigureResult, freeze_layout, new_figure
-from ..widgets import LayeredScrubber, Live, figure_to_png, layered_scrubber, live
+from ..widgets import LayeredScrubber, figure_to_png, layered_scrubber
 from ..wikitext import Corpus, Vocab, load_corpus, tokenize
 
 PAPER_ITERATIONS = (0, 500, 1000, 1500)
@@ -315,6 +318,21 @@ def draw_entropy(runs: Mapping[str, lm.LMRun]) -> FigureResult:
     return FigureResult(fig, drawn | {"ceiling": lm.uniform_entropy(length)})
 
 
+def _layer0_motion(run: lm.LMRun) -> tuple[list[float], list[float]]:
+    """Between consecutive checkpoints of layer 0 (probe batch): the mean total-variation distance
+    of its rows, and the fraction of rows whose most-attended key stayed the same."""
+    maps = run.probe_maps[:, 0]
+    pairs = range(1, len(run.steps))
+    return ([lm.row_change(maps[s - 1], maps[s]) for s in pairs],
+            [lm.top_key_agreement(maps[s - 1], maps[s]) for s in pairs])
+
+
+def _share_ratios(run: lm.LMRun, layer: int = 0) -> dict[str, torch.Tensor]:
+    """Per token group, the attention share at every checkpoint ÷ the uniform share."""
+    return {group: shares / uniform
+            for group, (shares, uniform) in run.token_group_shares(layer).items()}
+
+
 def draw_departures(runs: Mapping[str, lm.LMRun], max_offset: int = 5) -> FigureResult:
     """Where the real model departs from the theory, measured on the probe batch.
 
@@ -344,10 +362,8 @@ def draw_departures(runs: Mapping[str, lm.LMRun], max_offset: int = 5) -> Figure
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
     for r, (label, run) in enumerate(_check_runs(runs).items()):
-        maps = run.probe_maps[:, 0]
         steps = run.steps.numpy()
-        change = [lm.row_change(maps[s - 1], maps[s]) for s in range(1, len(steps))]
-        same = [lm.top_key_agreement(maps[s - 1], maps[s]) for s in range(1, len(steps))]
+        change, same = _layer0_motion(run)
         drawn[label] = {"steps": steps[1:].tolist(), "change": change, "same": same}
         color = _LAYER_COLORS[r % 4]
         ax2.plot(steps[1:], change, color=color, marker="o", ms=2.5,
@@ -375,8 +391,7 @@ def draw_token_shares(runs: Mapping[str, lm.LMRun], layer: int = 0) -> FigureRes
     drawn: dict[str, Any] = {}
     for r, (label, run) in enumerate(runs.items()):
         drawn[label] = {"steps": run.steps.tolist(), "ratios": {}}
-        for g, (group, (shares, uniform)) in enumerate(run.token_group_shares(layer).items()):
-            ratio = shares / uniform
+        for g, (group, ratio) in enumerate(_share_ratios(run, layer).items()):
             drawn[label]["ratios"][group] = ratio.tolist()
             ax.plot(run.steps.numpy(), ratio.numpy(), linestyle=styles[r % 4],
                     color=_LAYER_COLORS[g % 4], marker="o", ms=2.5, label=f"{label}: {group}")
@@ -491,45 +506,51 @@ def sentence_attention(model: lm.WikiLM, vocab: Vocab, text: str, *,
     return SentenceAttention(vocab.lookup_tokens(ids), ids, weights[:, 0].cpu())
 
 
-def sentence_explorer(models: Mapping[str, lm.WikiLM], vocab: Vocab, text: str = DEFAULT_SENTENCE,
-                      *, max_len: int = 40) -> Live:
-    """Live control: type a sentence, choose a model and layer, see that layer's attention.
+class SentenceExplorer:
+    """A live control's figure and its in-place :meth:`update`: one layer's attention on a typed
+    sentence, for one of the trained ``models`` (label → :class:`~scansnap.lm.WikiLM`), with the
+    tokens on both axes and the map's entropy (the measure of Fig 7 and Fig 10) in the title.
 
-    Runs :func:`sentence_attention` (one probe pass, milliseconds) on every change;
-    in the static page it shows ``text`` with the first model's layer 0. Words outside the
-    vocabulary show as ``<unk>``.
+    ``figure`` is created once; :meth:`update` runs :func:`sentence_attention` (one probe pass,
+    milliseconds) and redraws the map. ``depth`` is the deepest model's number of layers (the
+    layer choices); at most ``max_len`` tokens are shown. Words outside ``vocab`` show as
+    ``<unk>``.
     """
-    if not isinstance(models, Mapping) or not models or not all(
-            isinstance(m, lm.WikiLM) for m in models.values()):
-        raise TypeError("models must be a non-empty dict of label -> WikiLM")
-    if not isinstance(vocab, Vocab):
-        raise TypeError(f"vocab must be a Vocab, got {type(vocab).__name__}")
-    max_len = check_int("max_len", max_len, low=2)
-    sentence_attention(next(iter(models.values())), vocab, text, max_len=max_len)  # checks
-    depth = max(m.nlayers for m in models.values())
-    fig = new_figure(6.4, 6.0)
-    ax = fig.subplots()
 
-    def update(sentence: str, model: str, layer: int) -> None:
-        chosen = models[model]
+    def __init__(self, models: Mapping[str, lm.WikiLM], vocab: Vocab, *,
+                 max_len: int = 40) -> None:
+        if not isinstance(models, Mapping) or not models or not all(
+                isinstance(m, lm.WikiLM) for m in models.values()):
+            raise TypeError("models must be a non-empty dict of label -> WikiLM")
+        if not isinstance(vocab, Vocab):
+            raise TypeError(f"vocab must be a Vocab, got {type(vocab).__name__}")
+        self.models = dict(models)
+        self.vocab = vocab
+        self.max_len = check_int("max_len", max_len, low=2)
+        self.depth = max(m.nlayers for m in self.models.values())
+        self.figure = new_figure(6.4, 6.0)
+        self.ax = self.figure.subplots()
+
+    def update(self, sentence: str = DEFAULT_SENTENCE, model: str | None = None,
+               layer: int = 0) -> SentenceAttention:
+        """Draw layer ``layer`` (a model's last layer if it has fewer) of ``model`` (default: the
+        first) on ``sentence`` (an empty one shows "."); returns the attention drawn."""
+        model = next(iter(self.models)) if model is None else check_choice("model", model,
+                                                                           self.models)
+        layer = check_int("layer", layer, low=0, high=self.depth - 1)
+        if not isinstance(sentence, str):
+            raise TypeError(f"sentence must be a str, got {type(sentence).__name__}")
+        chosen = self.models[model]
         shown = min(layer, chosen.nlayers - 1)
-        result = sentence_attention(chosen, vocab, sentence or ".", max_len=max_len)
-        ax.clear()
+        result = sentence_attention(chosen, self.vocab, sentence or ".", max_len=self.max_len)
+        self.ax.clear()
         unknown = sum(t == "<unk>" for t in result.tokens)
         draw_attention(result.weights[shown], result.tokens,
                        f"{model} · layer {shown}: entropy "
                        f"{lm.attention_entropy(result.weights[shown]).item():.2f} nats"
                        + (f" · {unknown} word(s) outside the vocabulary" if unknown else ""),
-                       ax=ax)
-
-    controls = {
-        "sentence": widgets.Text(value=text, description="sentence", continuous_update=False,
-                                 layout=widgets.Layout(width="min(100%, 48em)")),
-        "model": widgets.Dropdown(options=list(models), value=next(iter(models)),
-                                  description="model"),
-        "layer": widgets.Dropdown(options=list(range(depth)), value=0, description="layer"),
-    }
-    return live(update, controls, figure=fig)
+                       ax=self.ax)
+        return result
 
 
 def corpus_summary(corpus: Corpus, batch_size: int = 20, bptt: int = 35) -> dict[str, Any]:
@@ -543,3 +564,176 @@ def corpus_summary(corpus: Corpus, batch_size: int = 20, bptt: int = 35) -> dict
             "vocab_size": len(corpus.vocab), "unk_share": corpus.unk_share(),
             "measure_unk_share": corpus.unk_share(corpus.measure_split),
             "batches_per_epoch": batches, "note": corpus.note}
+
+
+def setting_summary(corpus: Corpus, size: str, device: str) -> dict[str, Any]:
+    """What the page quotes about its setting (PAPER.md B.8): :func:`corpus_summary`'s keys, and
+    the ``size`` name (:data:`scansnap.lm.SIZES`), the ``device`` (upper case, "CPU"/"CUDA"),
+    Fig 7's ``steps`` (1 layer) and ``deep_steps`` (3 layers), ``deep_note`` (why the 3-layer run
+    is shorter at this size; empty when it is not), ``passes`` (``steps`` over
+    ``batches_per_epoch``), the ``dropout`` of every run (:class:`scansnap.lm.LMConfig`'s
+    default) and ``paper_gap``: what still separates this run's data from the paper's."""
+    size = check_choice("size", size, lm.SIZES)
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str such as 'cpu' or 'cuda', "
+                        f"got {type(device).__name__}")
+    cfg = lm.SIZES[size]
+    data = corpus_summary(corpus)
+    gap = []
+    if data["training_split"] != "train":
+        gap.append("The paper trains on the full training split, about ten times larger, and "
+                   "sees each batch at most once in 1500 steps.")
+    if cfg["max_vocab"] is not None:
+        gap.append("The paper uses the full vocabulary.")
+    deep_note = (" (fewer at this size: a 3-layer step costs about twice a 1-layer one)"
+                 if cfg["deep_steps"] < cfg["steps"] else "")
+    return data | {"size": size, "device": device.upper(), "steps": cfg["steps"],
+                   "deep_steps": cfg["deep_steps"], "deep_note": deep_note,
+                   "passes": cfg["steps"] / data["batches_per_epoch"],
+                   "dropout": lm.LMConfig().dropout,
+                   "paper_gap": " ".join(gap) or "These are the paper's data and vocabulary."}
+
+
+def _first_below(run: lm.LMRun, level: float) -> int | str:
+    """The first checkpoint whose layer-0 entropy is below ``level``, or "never"."""
+    below = (run.entropy < level).nonzero()
+    return int(run.steps[below[0, 0]]) if len(below) else "never"
+
+
+def fig7_summary(run: lm.LMRun, shown: Sequence[int], level: float = 0.5,
+                 last: int = 5) -> dict[str, Any]:
+    """What the page quotes of one Fig 7 run (PAPER.md B.8: sparse, then stable): layer-0 entropy
+    at the start (``entropy_start``) and the end (``entropy_end``, at iteration ``end_step``);
+    ``path``, the entropy at the ``shown`` iterations after the first that the run reached, as
+    "0.95 at 500, ..."; ``below``, the first iteration with entropy under ``level`` ("never" if
+    none); ``flat``, the entropy's range over the ``last`` checkpoints, iterations
+    ``window_start``–``window_end``; ``top``, the mean top weight of a query at the end;
+    ``loss_start``/``loss_end`` and ``perplexity`` (at the end) on the probe batch;
+    ``layer{i}_end``, every layer's entropy at the end; ``seconds`` of training."""
+    if not isinstance(run, lm.LMRun):
+        raise TypeError(f"run must be an LMRun, got {type(run).__name__}")
+    shown = as_int_list("shown", shown, low=0)
+    last = check_int("last", last, low=1)
+    steps = run.steps.tolist()
+    tail = run.entropy[-last:]  # fewer in a very short run
+    path = [f"{float(run.entropy[steps.index(s)]):.2f} at {s}" for s in shown[1:] if s in steps]
+    return {"entropy_start": float(run.entropy[0]), "entropy_end": float(run.entropy[-1]),
+            "end_step": steps[-1], "path": ", ".join(path), "below": _first_below(run, level),
+            "flat": float(tail.max() - tail.min()), "window_start": steps[-len(tail)],
+            "window_end": steps[-1], "top": lm.top_weight(run.probe_maps[-1, 0]),
+            "loss_start": float(run.probe_loss[0]), "loss_end": float(run.probe_loss[-1]),
+            "perplexity": float(torch.exp(run.probe_loss[-1])), "seconds": run.seconds,
+            **{f"layer{i}_end": h for i, h in enumerate(run.entropy_layers[-1].tolist())}}
+
+
+def fig10_summary(sweep: lm.SweepResult) -> dict[str, Any]:
+    """What the page quotes of Fig 10 (App. G; Theorem 4's prediction: a larger learning rate,
+    sparser attention): the sweep's ``steps``, ``seeds`` per learning rate and ``last``
+    checkpoints averaged into the final entropy; ``values``, the seed-mean final entropies in
+    the order of the learning rates ("0.91, 0.75, ..."); ``trend``, whether they fall at every
+    step of η; ``curves``, whether every seed-mean curve falls at every checkpoint; ``ordered``,
+    at how many of the ``checkpoints`` after step 0 the curves are in the order of η."""
+    if not isinstance(sweep, lm.SweepResult):
+        raise TypeError(f"sweep must be a SweepResult, got {type(sweep).__name__}")
+    mean_curves = sweep.curves.mean(1)  # [lr, checkpoint], seed mean
+    later = mean_curves[:, 1:]
+    ordered = (later[1:] < later[:-1]).all(0)
+    monotone = bool((sweep.mean[1:] < sweep.mean[:-1]).all())
+    falling = bool((mean_curves.diff(dim=1) < 0).all())
+    return {"steps": sweep.config["steps"], "seeds": len(sweep.seeds), "last": sweep.last,
+            "values": ", ".join(f"{h:.2f}" for h in sweep.mean.tolist()),
+            "trend": ("falls at every step of η" if monotone
+                      else "does not fall at every step of η"),
+            "curves": ("every one falls" if falling
+                       else "not every one falls at every checkpoint"),
+            "ordered": int(ordered.sum()), "checkpoints": ordered.numel()}
+
+
+def variant_summary(variant: lm.LMRun, reference: lm.LMRun, level: float = 0.5) -> dict[str, Any]:
+    """The notebook's variant (layer 0's FFN at lr 10, see the errata) against the plain lr-5
+    ``reference`` run: the variant's last iteration ``steps``, its layer-0 entropy there
+    (``entropy_end``) and the reference's at the same iteration (``reference_entropy``), and
+    ``below``, the variant's first iteration with entropy under ``level`` ("never" if none)."""
+    for name, run in (("variant", variant), ("reference", reference)):
+        if not isinstance(run, lm.LMRun):
+            raise TypeError(f"{name} must be an LMRun, got {type(run).__name__}")
+    end = int(variant.steps[-1])
+    steps = reference.steps.tolist()
+    if end not in steps:
+        raise ValueError(f"reference must have a checkpoint at the variant's last iteration {end}")
+    return {"steps": end, "entropy_end": float(variant.entropy[-1]),
+            "reference_entropy": float(reference.entropy[steps.index(end)]),
+            "below": _first_below(variant, level)}
+
+
+def departure_summary(run: lm.LMRun, max_offset: int = 5) -> dict[str, Any]:
+    """Where layer 0's attention goes at the last checkpoint (probe batch), against the theory's
+    Assumption 1a (no positions) and its mask (no self-attention): ``self``, the mean weight a
+    query puts on itself; ``previous``, on the token before it; ``farther``, on each of the
+    tokens 2..``max_offset`` back (mean); ``beyond``, on keys farther back than ``max_offset``
+    (offsets over the queries that have them all, :func:`scansnap.lm.offset_profile`); and the
+    same for uniform causal attention: ``uniform_self``, ``uniform_offset`` (every offset gets
+    the same), ``uniform_beyond``."""
+    if not isinstance(run, lm.LMRun):
+        raise TypeError(f"run must be an LMRun, got {type(run).__name__}")
+    max_offset = check_int("max_offset", max_offset, low=2, high=run.maps.shape[-1] - 1)
+    maps = run.probe_maps[-1, 0]
+    profile = lm.offset_profile(maps, max_offset)
+    uniform = lm.uniform_attention(run.maps.shape[-1])
+    uniform_profile = lm.offset_profile(uniform, max_offset)
+    return {"self": lm.self_mass(maps), "previous": float(profile[1]),
+            "farther": float(profile[2:].mean()), "beyond": float(1 - profile.sum()),
+            "uniform_self": lm.self_mass(uniform), "uniform_offset": float(uniform_profile[0]),
+            "uniform_beyond": float(1 - uniform_profile.sum())}
+
+
+def freezing_summary(run: lm.LMRun, between: Sequence[int], last: int = 5) -> dict[str, Any]:
+    """Does layer 0 freeze (Theorem 4's snapping freezes the pattern, not only its entropy)?
+    ``change``: the mean total-variation distance a row moves between consecutive checkpoints,
+    over the ``last`` such pairs; ``agreement``: the fraction of the probe batch's queries whose
+    most-attended key is the same at the two iterations ``between`` (``start``, ``end``)."""
+    if not isinstance(run, lm.LMRun):
+        raise TypeError(f"run must be an LMRun, got {type(run).__name__}")
+    between = as_int_list("between", between, low=0)
+    last = check_int("last", last, low=1)
+    steps = run.steps.tolist()
+    if len(between) != 2 or not all(s in steps for s in between):
+        raise ValueError(f"between must be two of the run's checkpoint iterations, got {between}")
+    maps = run.probe_maps[:, 0]
+    change, _ = _layer0_motion(run)
+    late = change[-last:]
+    start, end = between
+    return {"start": start, "end": end, "change": sum(late) / len(late),
+            "agreement": lm.top_key_agreement(maps[steps.index(start)], maps[steps.index(end)])}
+
+
+def token_share_summary(run: lm.LMRun, layer: int = 0) -> dict[str, Any]:
+    """Which tokens layer ``layer`` favours (the theory: common tokens are suppressed, distinct
+    ones win, Theorem 2), as attention share ÷ uniform share (:func:`draw_token_shares`). From
+    iteration ``half`` (half the run) on: ``frequent_verdict`` on the 20 most frequent words
+    (avoided, favoured, or swinging), ``unk_low``/``unk_high``, the range of ``<unk>``'s ratio,
+    ``rare_mean``, the rare words' mean ratio (nan if the vocabulary has none), and
+    ``rare_verdict``; over the whole run: the frequent words' ``frequent_min`` and their ratio at
+    the end, ``frequent_end``."""
+    if not isinstance(run, lm.LMRun):
+        raise TypeError(f"run must be an LMRun, got {type(run).__name__}")
+    ratios = _share_ratios(run, layer)
+    second_half = run.steps >= run.steps[-1] / 2
+    frequent = ratios["20 most frequent words"]
+    late = frequent[second_half]
+    if bool((late < 1).all()):
+        verdict = "stays below 1: the most frequent words are avoided, as the theory predicts"
+    elif bool((late > 1).all()):
+        verdict = "stays above 1: the most frequent words are favoured, against the theory"
+    else:
+        verdict = (f"swings between {late.min():.2f} and {late.max():.2f}, on both sides of "
+                   "1: no consistent suppression")
+    rare = [group for group in ratios if group.startswith("rare")]
+    rare_mean = float(ratios[rare[0]][second_half].mean()) if rare else float("nan")
+    unk = ratios["<unk>"][second_half]
+    return {"half": int(run.steps[-1]) // 2, "frequent_verdict": verdict,
+            "unk_low": float(unk.min()), "unk_high": float(unk.max()), "rare_mean": rare_mean,
+            "rare_verdict": ("favoured, in the direction the theory predicts for distinct tokens"
+                             if rare_mean > 1 else
+                             "not favoured, against the theory's prediction for distinct tokens"),
+            "frequent_min": float(frequent.min()), "frequent_end": float(frequent[-1])}
