@@ -256,8 +256,7 @@ def train(
     grouped = model == "yz" and not residual and opt.weight_decay == 0
     if grouped:
         layout = Layout.of(classes)
-        params = full_to_blocks(layout, *(p.to(device) for p in full))
-        lrs = _block_rates(lrs, params)
+        params = full_to_blocks(layout, *(p.to(device) for p in full))  # rates stay (eta_y, eta_z)
         base_Y, base_Z = full
         workspace = Workspace()
 
@@ -365,7 +364,7 @@ def population(
                     normalize=normalize)
     if grid is not None:
         settings["grid"] = grid
-    return _optimize(classes, configs, params, [lr.to(device) for lr in _block_rates(lrs, params)],
+    return _optimize(classes, configs, params, [lr.to(device) for lr in lrs],
                      objective, write_yz,
                      steps=steps, record_every=record_every,
                      opt=OptimizerConfig("sgd", momentum=0.0), progress=progress,
@@ -516,11 +515,6 @@ def _init_params(
     # yz: (Y, Z); full: (U, W_Q, W_K, W_V) with U and W_V on the decoder's rate.
     lrs = [eta_y, eta_z] if model == "yz" else [eta_y, eta_z, eta_z, eta_y]
     return params, [lr.view(-1, *([1] * (p.ndim - 1))) for lr, p in zip(lrs, params)]
-
-
-def _block_rates(lrs: Params, blocks: Params) -> Params:
-    """``(eta_y, eta_z)`` per run, shaped for ``[Y_common, Y_distinct, Z_query]``."""
-    return [lr.reshape(-1, *([1] * (b.ndim - 1))) for lr, b in zip((lrs[0], lrs[0], lrs[1]), blocks)]
 
 
 def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ import torch
 
 from scansnap import SequenceClasses, metrics, population, theory, train
 from scansnap.dynamics import Run, batches
+from scansnap import grouped
 from scansnap.grouped import GroupedBatch, Layout, expected_step, full_to_blocks, grouped_step
 from scansnap.models import YZModel, yz_logits
 
@@ -161,16 +162,19 @@ def test_residual_training_matches_torch_sgd(syn_small):
 
 
 @pytest.mark.parametrize("normalize", [True, False])
-@pytest.mark.parametrize("common_per_query,distinct_per_next,block",
-                         [(0, 10, 1), (3, 10, 1), (0, 30, 1), (2, 4, 2), (0, 1, 6)])
-def test_grouped_step_equals_autograd(normalize, common_per_query, distinct_per_next, block):
-    """The class-grouped closed form (Lemma 1) gives yz_logits' loss and autograd's gradients,
-    also with per-query common tokens, groups of 1, 2 or all 6 classes, and several seeds ×
-    learning-rate pairs."""
+@pytest.mark.parametrize("common_per_query,distinct_per_next",
+                         [(0, 10), (3, 10), (0, 30), (2, 4), (0, 1)])
+@pytest.mark.parametrize("dense_rows_per_support", [0, 10**6], ids=["sparse du", "dense du"])
+def test_grouped_step_equals_autograd(normalize, common_per_query, distinct_per_next,
+                                      dense_rows_per_support, monkeypatch):
+    """The support-restricted closed form (Lemma 1) gives yz_logits' loss and autograd's
+    gradients, also with per-query common tokens, one or many distinct tokens per class, and
+    several seeds × learning-rate pairs — with ∂J/∂f from embedding_bag's gradient or from
+    the dense product (which path a size takes is a speed choice)."""
+    monkeypatch.setattr(grouped, "_DENSE_ROWS_PER_SUPPORT", dense_rows_per_support)
     classes = SequenceClasses(num_queries=3, next_per_query=2, common_per_query=common_per_query,
                               distinct_per_next=distinct_per_next)
     layout, M, D, L, B = Layout.of(classes), classes.M, 2, 3, 24
-    assert layout.block == block
     g = torch.Generator().manual_seed(0)
     Y, Z = (torch.randn(L * D, M, M, generator=g, dtype=torch.float64) for _ in range(2))
     draws = [classes.sample_support_counts(B, 20, g) for _ in range(D)]
