@@ -221,3 +221,12 @@ def test_execute_page_reports_unglued_and_misformatted_references():
     assert len(problems) == 3
     assert "nothing glued as 'gone'" in problems[0]
     assert "`s:.2f`" in problems[1] and "`n:.1%`" in problems[2]
+
+
+def test_glue_references_from_another_page_carry_a_format():
+    """myst-nb splits ``{glue:text}`page.md::key``` at its last colon, reading ``page.md:`` as
+    the key; with a format spec (``page.md::key:d``) the key comes out whole."""
+    pattern = re.compile(r"\{glue(?::\w+)?\}`([^`]+\.md::[^`:]+)`")
+    bare = [(page.name, ref) for page in sorted((ROOT / "book").glob("*.md"))
+            for ref in pattern.findall(page.read_text())]
+    assert not bare, f"cross-page glue references without a format spec: {bare}"
