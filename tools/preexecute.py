@@ -15,7 +15,8 @@ cache instead of executing it a second time. One execution proves both.
 Exit 1 when a twin fails (its traceback is printed), when the installed scansnap differs from the
 checkout's scansnap/ (reinstall it after an edit), or, with ``--require-installed`` (CI), when the
 kernels would import scansnap from the checkout (an editable install) rather than an installed
-wheel. Pages run in parallel, one per core, longest first, the others at a lower priority while it runs (≈1.6× faster than `jb build`'s serial
+wheel. The longest page (chapter 6, which trains on every core itself) runs alone first, then
+the others in parallel, one per core, longest first (≈1.6× faster than `jb build`'s serial
 execution on 2 cores, TOOLCHAIN.md); a page whose outputs are already cached is not run again
 ("cached" in the record). ``_build/launch.json`` records what ran where, for
 tests/test_launch.py. PYTHONPATH is not passed to the kernels.
@@ -163,19 +164,6 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def execute_one(job: tuple[ProcessData, bool]) -> tuple[int, str]:
-    """Execute one page in this worker; every page but the longest yields the CPU to it.
-
-    The longest page (chapter 6) trains its runs in one process per core, so the pages beside
-    it would take cores from its critical path: they run at a lower priority (``nice`` 10,
-    inherited by their kernels), using what chapter 6 leaves idle, and at full speed after it.
-    """
-    data, lower = job
-    if lower:
-        os.nice(10)
-    return ExecutionWorkerLocalMProc()(data)
-
-
 def execute_twins(pages: list[Path], folder: Path, timeout: int,
                   logger: logging.Logger) -> dict[str, str]:
     """Run each page's twin (copied into ``folder``) into the cache; page -> "ok", "cached" or
@@ -202,12 +190,15 @@ def execute_twins(pages: list[Path], folder: Path, timeout: int,
                      key=lambda record: -order.index(record.uri))
     pending = {record.uri for record in records}  # the others' outputs are in the cache already
     logger.info("executing %d notebook(s) on %d workers", len(records), os.cpu_count())
-    jobs = [(ProcessData(record.pk, record.uri, cache, timeout, False), index > 0)
-            for index, record in enumerate(records)]
-    # a fresh worker per page: a worker lowered for one page cannot be raised for the next
-    with multiprocessing.Pool(maxtasksperchild=1) as pool:
-        results = dict((uri, code) for code, uri in
-                       pool.imap_unordered(execute_one, jobs, chunksize=1))
+    # The longest page (chapter 6) trains its runs in one process per core, so it runs alone
+    # first: beside another page it would get half the machine, not priority (each kernel is
+    # its own session, and Linux shares the CPU between sessions' groups, whatever their nice).
+    jobs = [ProcessData(record.pk, record.uri, cache, timeout, False) for record in records]
+    results = {}
+    for batch, workers in ((jobs[:1], 1), (jobs[1:], None)):
+        with multiprocessing.Pool(workers) as pool:
+            results.update((uri, code) for code, uri in
+                           pool.imap_unordered(ExecutionWorkerLocalMProc(), batch, chunksize=1))
     outcomes = {}
     for uri, page in copies.items():
         if uri not in pending:
