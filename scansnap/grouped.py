@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import SequenceClasses
+from .models import context_attention
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,13 @@ class Layout:
 class GroupedBatch:
     """One step's examples, per seed ``D`` (batch size ``B``), indexed for :func:`grouped_step`.
 
-    ``log_counts [D, B, S]`` (``-inf`` for absent tokens); ``support [D, B, S]`` each example's
+    ``counts [D, B, S]`` of the support tokens; ``support [D, B, S]`` each example's
     support, i.e. its rows of ``Y_context``; ``z_index [D, B·S]`` into the flattened
     ``Z_query [num_queries·M]``; ``common_pos [D, B, C_n]`` the common tokens' rows;
     ``targets [D, B, 1]`` and ``minus_one [D, B, 1]`` (for ``p − e_target``).
     """
 
-    log_counts: torch.Tensor
+    counts: torch.Tensor
     support: torch.Tensor
     z_index: torch.Tensor
     common_pos: torch.Tensor
@@ -76,7 +77,7 @@ class GroupedBatch:
         D, B = n.shape
         support = layout.support.to(n.device)[n]  # [D, B, S]
         rows = layout.class_query.to(n.device)[n]  # [D, B]
-        return cls(log_counts=counts.log(), support=support,
+        return cls(counts=counts, support=support,
                    z_index=(rows[..., None] * layout.M + support).reshape(D, -1),
                    common_pos=support[..., : layout.class_common],
                    targets=targets[..., None],
@@ -109,7 +110,7 @@ def grouped_step(
     intermediates' storage (default: fresh tensors); the returned ``∂Y_context`` then lives in
     it, valid until the next call.
     """
-    D, B, S = batch.log_counts.shape
+    D, B, S = batch.counts.shape
     R, rows, M = Y_context.shape
     L = R // D
     Zf = Z_query.view(L, D, -1)
@@ -196,9 +197,9 @@ def _attention(Zf: torch.Tensor, batch: GroupedBatch, normalize: bool
     """``w = Xᵀ b_T = softmax(z_{ψ(n)} + log q)`` on each example's support, its norm and
     ``f = LN(w)`` (Section 3.1), from the flat query rows ``Zf [L, D, num_queries·M]``."""
     L, D = Zf.shape[:2]
-    _, B, S = batch.log_counts.shape
+    _, B, S = batch.counts.shape
     z = Zf.gather(2, batch.z_index.expand(L, D, B * S)).view(L, D, B, S)  # z_{ψ(n), l}
-    w = torch.softmax(z + batch.log_counts, dim=-1)
+    w = context_attention(z, batch.counts)  # models' formula on the support
     norm = torch.linalg.vector_norm(w, dim=-1, keepdim=True) if normalize else None
     return w, norm, (w / norm if norm is not None else w)
 
@@ -211,7 +212,7 @@ def _attention_backward(Zf: torch.Tensor, batch: GroupedBatch, w: torch.Tensor,
     With LN, ``∂J/∂w = (I − f fᵀ) ∂J/∂f / ‖w‖`` is orthogonal to ``w = ‖w‖ f``, so the softmax's
     ``w ⊙ (∂J/∂w − w·∂J/∂w)`` reduces to ``f ⊙ (∂J/∂f − f (f·∂J/∂f))``."""
     L, D = Zf.shape[:2]
-    _, B, S = batch.log_counts.shape
+    _, B, S = batch.counts.shape
     if norm is not None:
         dz = u * torch.addcmul(du, u, torch.linalg.vecdot(u, du).unsqueeze(-1), value=-1.0)
     else:

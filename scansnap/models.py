@@ -61,12 +61,14 @@ def attention_from_counts(z_row: torch.Tensor, counts: torch.Tensor) -> torch.Te
     if bool((counts.sum(-1) <= 0).any()):
         raise ValueError("counts must have at least one token in every context (a positive sum)")
     dtype = torch.promote_types(z_row.dtype, torch.float32)
-    return _context_attention(z_row.to(dtype), counts.to(dtype))
+    return context_attention(z_row.to(dtype), counts.to(dtype))
 
 
-def _context_attention(rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """``Xᵀ b_T = q ⊙ exp(z_m) / Σ q ⊙ exp(z_m)`` for attention rows and counts ``[..., M]``:
-    log(0) = −inf gives absent tokens exactly zero weight inside one overflow-safe softmax."""
+def context_attention(rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """``Xᵀ b_T = q ⊙ exp(z_m) / Σ q ⊙ exp(z_m)`` for attention rows and counts ``[..., N]``
+    (any set of ``N`` tokens: the vocabulary, or a class's support in the fast training path):
+    log(0) = −inf gives absent tokens exactly zero weight inside one overflow-safe softmax.
+    Unvalidated (:func:`attention_from_counts` is the checked entry point)."""
     return torch.softmax(rows + torch.log(counts), dim=-1)  # [..., M]
 
 
@@ -90,7 +92,7 @@ def yz_logits(
     M = Z.shape[-1]
     index = queries.unsqueeze(-1).expand(*Z.shape[:-2], queries.shape[-1], M)  # [..., B, M]
     rows = torch.gather(Z, -2, index)  # z_{x_T, ·} of every example           [..., B, M]
-    v = _context_attention(rows, counts)  # Xᵀ b_T                              [..., B, M]
+    v = context_attention(rows, counts)  # Xᵀ b_T                              [..., B, M]
     if residual:  # Section 7
         v = v + nn.functional.one_hot(queries, M).to(v.dtype)  #                  [..., B, M]
     if normalize:  # LN
