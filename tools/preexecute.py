@@ -46,6 +46,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = ROOT / "_build" / "launch.json"
 REINSTALL = ".venv/bin/python -m pip install --no-deps --force-reinstall ."
+USES_EVERY_CORE = ("book/ch6_wikitext.md",)  # trains its runs side by side (lm.train_many)
 
 
 def notebook_pages() -> list[Path]:
@@ -190,12 +191,14 @@ def execute_twins(pages: list[Path], folder: Path, timeout: int,
                      key=lambda record: -order.index(record.uri))
     pending = {record.uri for record in records}  # the others' outputs are in the cache already
     logger.info("executing %d notebook(s) on %d workers", len(records), os.cpu_count())
-    # The longest page (chapter 6) trains its runs in one process per core, so it runs alone
-    # first: beside another page it would get half the machine, not priority (each kernel is
-    # its own session, and Linux shares the CPU between sessions' groups, whatever their nice).
+    # Chapter 6 trains its runs in one process per core, so it runs alone first: beside another
+    # page it would get half the machine, not priority (each kernel is its own session, and
+    # Linux shares the CPU between sessions' groups, whatever their nice).
     jobs = [ProcessData(record.pk, record.uri, cache, timeout, False) for record in records]
+    alone = [job for job in jobs if copies[job.uri] in USES_EVERY_CORE]
+    others = [job for job in jobs if copies[job.uri] not in USES_EVERY_CORE]
     results = {}
-    for batch, workers in ((jobs[:1], 1), (jobs[1:], None)):
+    for batch, workers in ((alone, 1), (others, None)):
         with multiprocessing.Pool(workers) as pool:
             results.update((uri, code) for code, uri in
                            pool.imap_unordered(ExecutionWorkerLocalMProc(), batch, chunksize=1))
