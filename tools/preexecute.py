@@ -185,10 +185,12 @@ def execute_twins(pages: list[Path], folder: Path, timeout: int,
     executor = load_executor("local-parallel", cache=cache, logger=logger)
     # jupyter-cache's own run_and_cache hands pages to the workers in chunks (Pool.map), which can
     # queue the two longest pages on one worker. Here each worker takes the next page when it is
-    # free, longest first: the book's last chapters are its longest, so reversed book order.
+    # free, longest first: the book's last chapters are its longest, so chapters in reversed
+    # book order, then the other pages (short).
     order = list(copies)
     records = sorted(executor.get_records(filter_uris=order, clear_tracebacks=True),
-                     key=lambda record: -order.index(record.uri))
+                     key=lambda record: (not copies[record.uri].startswith("book/ch"),
+                                         -order.index(record.uri)))
     pending = {record.uri for record in records}  # the others' outputs are in the cache already
     logger.info("executing %d notebook(s) on %d workers", len(records), os.cpu_count())
     # Chapter 6 trains its runs in one process per core, so it runs alone first: beside another
