@@ -11,7 +11,8 @@
 # Usage (from the repository root):  [MUTSET=training] benchmarks/mutation.sh [MUTANT_NAME_GLOB ...]
 # Env: MUTVENV (default /tmp/mutvenv), MUTRUN (default /tmp/mutrun-$MUTSET), MUTMUT_CHILDREN
 # (default 1); MUTSAMPLE=N [MUTSEED=S, default 0]: test a random sample of N mutants (drawn with
-# Python's random.Random(S).sample from the sorted list of all mutant names) instead of all.
+# Python's random.Random(S).sample from the sorted list of all mutant names) instead of all;
+# MUTPREFIX=P draws it only from names starting with P (e.g. scansnap.grouped. for one module).
 # Afterwards: cd $MUTRUN && $MUTVENV/bin/mutmut results     (survivors; `mutmut show NAME` diffs)
 set -euo pipefail
 MUTSET=${MUTSET:-theory-metrics}
@@ -50,12 +51,13 @@ if [ -n "${MUTSAMPLE:-}" ]; then
   # Generate the mutants and the test statistics only (a name that matches nothing stops mutmut
   # right after), then draw the sample from every mutant name in the .meta files.
   "$MUTMUT" run --max-children "${MUTMUT_CHILDREN:-1}" 'no-such-mutant' >/dev/null 2>&1 || true
-  mapfile -t SAMPLE < <("$MUTVENV/bin/python" - "$MUTSAMPLE" "${MUTSEED:-0}" <<'PY'
+  mapfile -t SAMPLE < <("$MUTVENV/bin/python" - "$MUTSAMPLE" "${MUTSEED:-0}" "${MUTPREFIX:-}" <<'PY'
 import json, pathlib, random, sys
 names = sorted(k for meta in pathlib.Path("mutants").rglob("*.meta")
-               for k in json.loads(meta.read_text())["exit_code_by_key"])
+               for k in json.loads(meta.read_text())["exit_code_by_key"]
+               if k.startswith(sys.argv[3]))
 n = min(int(sys.argv[1]), len(names))
-print(f"# {n} of {len(names)} mutants, seed {sys.argv[2]}", file=sys.stderr)
+print(f"# {n} of {len(names)} mutants {sys.argv[3]}*, seed {sys.argv[2]}", file=sys.stderr)
 print("\n".join(random.Random(int(sys.argv[2])).sample(names, n)))
 PY
 )
