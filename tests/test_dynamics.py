@@ -203,6 +203,26 @@ def test_grouped_step_equals_autograd(normalize, common_per_query, distinct_per_
     assert (dZ[:, :q0] == 0).all() and (dZ[:, q0 + classes.num_queries:] == 0).all()
 
 
+def test_grouped_step_loss_when_the_target_probability_underflows():
+    """float32 logits hundreds apart: p[target] underflows to 0, and the loss still equals
+    cross-entropy's log_softmax (the logsumexp branch of the step), finite and large."""
+    classes = SequenceClasses()
+    layout, M = Layout.of(classes), classes.M
+    g = torch.Generator().manual_seed(0)
+    n, support_counts = classes.sample_support_counts(8, 20, g, dtype=torch.float32)
+    Y = torch.zeros(1, M, M)
+    Y[0, : layout.first_query, 0] = 300.0  # every context pushes token 0, never a target
+    Z = torch.zeros(1, M, M)
+    batch = GroupedBatch.build(layout, n[None], support_counts[None], classes.next_tokens[n][None])
+    loss, _ = grouped_step(layout, *full_to_blocks(layout, Y, Z), batch)
+    counts = torch.zeros(8, M).scatter_(1, classes.support_index[n], support_counts)
+    logits = yz_logits(Y[0], Z[0], counts, classes.query_tokens[n])
+    assert float(torch.softmax(logits, -1).gather(1, classes.next_tokens[n][:, None]).max()) == 0
+    want = torch.nn.functional.cross_entropy(logits, classes.next_tokens[n])
+    torch.testing.assert_close(loss, want[None], rtol=1e-5, atol=0)
+    assert bool(torch.isfinite(loss).all()) and float(loss) > 100
+
+
 @pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("common_per_query,distinct_per_next", [(0, 10), (3, 10), (2, 4)])
 def test_expected_step_equals_grouped_step(normalize, common_per_query, distinct_per_next):
