@@ -39,8 +39,8 @@ def one_hot_maps(keys_per_checkpoint, batch=2):
 
 
 def test_setting_summary():
-    corpus = tiny_corpus()
-    quick = ch6.setting_summary(corpus, "quick", "cpu")
+    data = ch6.corpus_summary(tiny_corpus())
+    quick = ch6.setting_summary(data, "quick", "cpu")
     assert quick["device"] == "CPU" and quick["size"] == "quick"
     assert quick["vocab_size"] == 30 and quick["training_tokens"] == 2000  # corpus_summary's
     batches = len(range(0, 2000 // 20 - 35, 35))  # 20 columns × 35 tokens: 2 full windows
@@ -48,13 +48,15 @@ def test_setting_summary():
     assert quick["deep_note"] == ""  # the quick size trains both models 150 steps
     assert quick["paper_gap"] == "The paper uses the full vocabulary."  # capped at 500 words
     assert quick["dropout"] == lm.LMConfig().dropout
-    paper = ch6.setting_summary(corpus, "paper", "cuda")
+    paper = ch6.setting_summary(data, "paper", "cuda")
     assert paper["device"] == "CUDA" and paper["steps"] == 2000
     assert paper["paper_gap"] == "These are the paper's data and vocabulary."
     with pytest.raises(ValueError, match="size"):
-        ch6.setting_summary(corpus, "huge", "cpu")
+        ch6.setting_summary(data, "huge", "cpu")
     with pytest.raises(TypeError, match="device"):
-        ch6.setting_summary(corpus, "ci", 0)
+        ch6.setting_summary(data, "ci", 0)
+    with pytest.raises(TypeError, match="data"):
+        ch6.setting_summary(tiny_corpus(), "ci", "cpu")
 
 
 def test_fig7_summary(base):

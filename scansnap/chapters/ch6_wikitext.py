@@ -566,19 +566,20 @@ def corpus_summary(corpus: Corpus, batch_size: int = 20, bptt: int = 35) -> dict
             "batches_per_epoch": batches, "note": corpus.note}
 
 
-def setting_summary(corpus: Corpus, size: str, device: str) -> dict[str, Any]:
-    """What the page quotes about its setting (PAPER.md B.8): :func:`corpus_summary`'s keys, and
-    the ``size`` name (:data:`scansnap.lm.SIZES`), the ``device`` (upper case, "CPU"/"CUDA"),
+def setting_summary(data: Mapping[str, Any], size: str, device: str) -> dict[str, Any]:
+    """What the page quotes about its setting (PAPER.md B.8): ``data`` (:func:`corpus_summary`'s
+    dict, which the page has already computed), and the ``size`` name (:data:`scansnap.lm.SIZES`), the ``device`` (upper case, "CPU"/"CUDA"),
     Fig 7's ``steps`` (1 layer) and ``deep_steps`` (3 layers), ``deep_note`` (why the 3-layer run
     is shorter at this size; empty when it is not), ``passes`` (``steps`` over
     ``batches_per_epoch``), the ``dropout`` of every run (:class:`scansnap.lm.LMConfig`'s
     default) and ``paper_gap``: what still separates this run's data from the paper's."""
+    if not isinstance(data, Mapping) or "batches_per_epoch" not in data:
+        raise TypeError("data must be corpus_summary's dict")
     size = check_choice("size", size, lm.SIZES)
     if not isinstance(device, str):
         raise TypeError(f"device must be a str such as 'cpu' or 'cuda', "
                         f"got {type(device).__name__}")
     cfg = lm.SIZES[size]
-    data = corpus_summary(corpus)
     gap = []
     if data["training_split"] != "train":
         gap.append("The paper trains on the full training split, about ten times larger, and "
@@ -587,7 +588,7 @@ def setting_summary(corpus: Corpus, size: str, device: str) -> dict[str, Any]:
         gap.append("The paper uses the full vocabulary.")
     deep_note = (" (fewer at this size: a 3-layer step costs about twice a 1-layer one)"
                  if cfg["deep_steps"] < cfg["steps"] else "")
-    return data | {"size": size, "device": device.upper(), "steps": cfg["steps"],
+    return dict(data) | {"size": size, "device": device.upper(), "steps": cfg["steps"],
                    "deep_steps": cfg["deep_steps"], "deep_note": deep_note,
                    "passes": cfg["steps"] / data["batches_per_epoch"],
                    "dropout": lm.LMConfig().dropout,
